@@ -1,0 +1,18 @@
+//! Database migrations of the Updraft store, the only source of its schema, for SQLite and PostgreSQL.
+//!
+//! Rules (see `README.md` beside this crate): a migration that has shipped is never
+//! edited, only followed by a new one; every migration runs on both databases, so it
+//! uses the schema builder rather than raw SQL unless a dialect branch is spelt out.
+
+pub use sea_orm_migration::prelude::*;
+
+mod m20261125_000001_api_tokens;
+
+pub struct Migrator;
+
+#[async_trait::async_trait]
+impl MigratorTrait for Migrator {
+    fn migrations() -> Vec<Box<dyn MigrationTrait>> {
+        vec![Box::new(m20261125_000001_api_tokens::Migration)]
+    }
+}

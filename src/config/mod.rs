@@ -1,0 +1,309 @@
+//! Typed service configuration: defaults, then an optional TOML file, then `UPDRAFT_*` variables.
+//!
+//! The layering is deliberately simple: the TOML file deserialises into a whole
+//! [`Config`] whose missing fields take their defaults, and the environment then
+//! overrides single fields (see [`env`]). Secrets are [`SecretString`]s, so neither
+//! `Debug` nor a log line can print them.
+
+mod env;
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use secrecy::SecretString;
+use serde::Deserialize;
+
+pub use env::EnvWarning;
+
+/// Everything `updraft serve` needs to run.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// Address the HTTP server binds (admin API, console, `/dm`, downloads).
+    pub listen: SocketAddr,
+    /// Folder of the embedded default: the SQLite database and the local blob folder.
+    pub data_dir: PathBuf,
+    /// `postgres://…` or `sqlite://…`; unset means SQLite in the data folder.
+    pub database_url: Option<SecretString>,
+    /// Bootstraps an admin API token with this value on every start.
+    pub admin_token: Option<SecretString>,
+    pub log: LogConfig,
+    pub blob: BlobConfig,
+    pub http: HttpConfig,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            data_dir: PathBuf::from("./updraft-data"),
+            database_url: None,
+            admin_token: None,
+            log: LogConfig::default(),
+            blob: BlobConfig::default(),
+            http: HttpConfig::default(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LogConfig {
+    /// `auto` (human-readable on a terminal, JSON otherwise), `pretty` or `json`.
+    pub format: LogFormat,
+    /// A `RUST_LOG`-style filter, e.g. `info,updraft=debug`.
+    pub filter: String,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        LogConfig {
+            format: LogFormat::Auto,
+            filter: "info".to_owned(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Auto,
+    Pretty,
+    Json,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct BlobConfig {
+    /// `local` (a folder under the data dir) or `s3`. Unset: `s3` when a bucket is configured.
+    pub backend: Option<BlobBackendKind>,
+    /// Overrides the local blob folder (default `<data_dir>/blobs`).
+    pub local_dir: Option<PathBuf>,
+    pub s3: S3Config,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum BlobBackendKind {
+    Local,
+    S3,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct S3Config {
+    pub bucket: Option<String>,
+    /// Key prefix inside the bucket, e.g. `updraft/`.
+    pub prefix: String,
+    /// Custom endpoint (MinIO, Ceph, Garage, …); unset means AWS.
+    pub endpoint: Option<String>,
+    pub region: String,
+    /// Path-style addressing (`endpoint/bucket/key`), which most self-hosted servers need.
+    pub path_style: bool,
+    pub access_key_id: Option<String>,
+    pub secret_access_key: Option<SecretString>,
+    /// Objects larger than this are uploaded in parts of this size.
+    pub part_size_bytes: usize,
+}
+
+impl Default for S3Config {
+    fn default() -> Self {
+        S3Config {
+            bucket: None,
+            prefix: String::new(),
+            endpoint: None,
+            region: "us-east-1".to_owned(),
+            path_style: false,
+            access_key_id: None,
+            secret_access_key: None,
+            part_size_bytes: 8 * 1024 * 1024,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct HttpConfig {
+    /// Largest JSON request body the admin API accepts.
+    pub max_json_bytes: usize,
+    /// How long a graceful shutdown waits for in-flight requests.
+    pub shutdown_timeout_secs: u64,
+    /// HTTP worker threads; 0 means one per core.
+    pub workers: usize,
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        HttpConfig {
+            max_json_bytes: 256 * 1024,
+            shutdown_timeout_secs: 30,
+            workers: 0,
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    ReadFile {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("invalid config file {path}: {source}")]
+    ParseFile {
+        path: PathBuf,
+        source: Box<toml::de::Error>,
+    },
+    #[error("invalid value for {var}: {reason}")]
+    InvalidEnv { var: String, reason: String },
+    #[error("cannot read {var} from file {path}: {source}")]
+    SecretFile {
+        var: String,
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("invalid configuration: {0}")]
+    Invalid(String),
+}
+
+impl Config {
+    /// Builds the configuration from defaults, an optional TOML file and the given environment.
+    ///
+    /// The environment is passed in (not read here) so tests can feed their own.
+    pub fn load(
+        file: Option<&Path>,
+        vars: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<(Config, Vec<EnvWarning>), ConfigError> {
+        let mut config = match file {
+            Some(path) => Self::from_toml_file(path)?,
+            None => Config::default(),
+        };
+        let warnings = env::apply(&mut config, vars)?;
+        config.validate()?;
+        Ok((config, warnings))
+    }
+
+    fn from_toml_file(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::ReadFile {
+            path: path.to_owned(),
+            source,
+        })?;
+        toml::from_str(&text).map_err(|source| ConfigError::ParseFile {
+            path: path.to_owned(),
+            source: Box::new(source),
+        })
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        if self.blob_backend() == BlobBackendKind::S3 && self.blob.s3.bucket.is_none() {
+            return Err(ConfigError::Invalid(
+                "the s3 blob backend needs a bucket (UPDRAFT_S3_BUCKET)".into(),
+            ));
+        }
+        // S3 refuses parts under 5 MiB (except the last one).
+        if self.blob.s3.part_size_bytes < 5 * 1024 * 1024 {
+            return Err(ConfigError::Invalid(
+                "blob.s3.part_size_bytes must be at least 5 MiB".into(),
+            ));
+        }
+        Ok(())
+    }
+
+    /// The blob backend in force: explicit, else S3 when a bucket is set, else local.
+    pub fn blob_backend(&self) -> BlobBackendKind {
+        match (self.blob.backend, &self.blob.s3.bucket) {
+            (Some(kind), _) => kind,
+            (None, Some(_)) => BlobBackendKind::S3,
+            (None, None) => BlobBackendKind::Local,
+        }
+    }
+
+    pub fn local_blob_dir(&self) -> PathBuf {
+        self.blob
+            .local_dir
+            .clone()
+            .unwrap_or_else(|| self.data_dir.join("blobs"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use secrecy::ExposeSecret;
+
+    use super::*;
+
+    fn vars(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn defaults_are_the_embedded_setup() {
+        let (config, warnings) = Config::load(None, vec![]).unwrap();
+        assert_eq!(config.listen.to_string(), "127.0.0.1:8080");
+        assert_eq!(config.data_dir, PathBuf::from("./updraft-data"));
+        assert_eq!(config.blob_backend(), BlobBackendKind::Local);
+        assert!(config.database_url.is_none());
+        assert!(warnings.is_empty());
+    }
+
+    #[test]
+    fn file_then_environment_override_in_that_order() {
+        let dir = std::env::temp_dir().join(format!("updraft-cfg-{}", uuid::Uuid::new_v4()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("updraft.toml");
+        std::fs::write(
+            &file,
+            "listen = \"0.0.0.0:9000\"\ndata_dir = \"/srv/updraft\"\n[log]\nformat = \"json\"\n",
+        )
+        .unwrap();
+        let (config, _) =
+            Config::load(Some(&file), vars(&[("UPDRAFT_LISTEN", "127.0.0.1:7000")])).unwrap();
+        assert_eq!(config.listen.to_string(), "127.0.0.1:7000");
+        assert_eq!(config.data_dir, PathBuf::from("/srv/updraft"));
+        assert_eq!(config.log.format, LogFormat::Json);
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn unknown_file_keys_are_rejected() {
+        let dir = std::env::temp_dir().join(format!("updraft-cfg-{}", uuid::Uuid::new_v4()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("updraft.toml");
+        std::fs::write(&file, "listne = \"0.0.0.0:9000\"\n").unwrap();
+        let err = Config::load(Some(&file), vec![]).unwrap_err();
+        assert!(err.to_string().contains("listne"), "{err}");
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn secrets_are_redacted_in_debug() {
+        let (config, _) = Config::load(
+            None,
+            vars(&[
+                ("UPDRAFT_ADMIN_TOKEN", "hunter2-token"),
+                ("UPDRAFT_DATABASE_URL", "postgres://u:pw-secret@db/updraft"),
+                ("UPDRAFT_S3_BUCKET", "fw"),
+                ("UPDRAFT_S3_SECRET_ACCESS_KEY", "s3-secret-key"),
+            ]),
+        )
+        .unwrap();
+        let debug = format!("{config:?}");
+        for secret in ["hunter2-token", "pw-secret", "s3-secret-key"] {
+            assert!(!debug.contains(secret), "{secret} leaked in {debug}");
+        }
+        assert_eq!(
+            config.admin_token.as_ref().unwrap().expose_secret(),
+            "hunter2-token"
+        );
+        assert_eq!(config.blob_backend(), BlobBackendKind::S3);
+    }
+
+    #[test]
+    fn s3_backend_without_bucket_is_an_error() {
+        let err = Config::load(None, vars(&[("UPDRAFT_BLOB_BACKEND", "s3")])).unwrap_err();
+        assert!(err.to_string().contains("bucket"), "{err}");
+    }
+}

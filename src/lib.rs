@@ -1,0 +1,12 @@
+//! Updraft: a firmware-over-the-air update service speaking OMA DM 1.2 and FUMO.
+//!
+//! See `ARCHITECTURE.md` for the map of these modules and the rules between them.
+
+pub mod access;
+pub mod blob;
+pub mod cli;
+pub mod config;
+pub mod http;
+pub mod startup;
+pub mod store;
+pub mod telemetry;

@@ -1,0 +1,172 @@
+//! The one startup path, shared by `main` and the tests: connect, migrate, bootstrap, bind, serve.
+
+use std::net::{SocketAddr, TcpListener};
+use std::time::Duration;
+
+use actix_web::dev::{Server, ServerHandle};
+use actix_web::{HttpServer, web};
+use anyhow::Context;
+use secrecy::{ExposeSecret, SecretString};
+
+use crate::access::{self, Role};
+use crate::blob::BlobStore;
+use crate::config::Config;
+use crate::http::{self, AppState, Metrics};
+use crate::store::{Store, StoreError};
+
+/// Name of the token made from `UPDRAFT_ADMIN_TOKEN` or generated on first start.
+pub const BOOTSTRAP_TOKEN_NAME: &str = "bootstrap";
+
+/// A built, bound, not yet running service.
+pub struct Application {
+    server: Server,
+    local_addr: SocketAddr,
+    generated_admin_token: Option<SecretString>,
+    store: Store,
+}
+
+impl Application {
+    /// Prepares everything and binds the listener (port 0 picks a free port).
+    pub async fn build(config: Config) -> anyhow::Result<Application> {
+        std::fs::create_dir_all(&config.data_dir).with_context(|| {
+            format!(
+                "cannot create the data folder {}",
+                config.data_dir.display()
+            )
+        })?;
+        let store = Store::connect(&config)
+            .await
+            .context("cannot connect to the database")?;
+        store.migrate().await.context("database migration failed")?;
+        let blobs = BlobStore::from_config(&config)
+            .await
+            .context("cannot open the blob store")?;
+        let generated_admin_token = bootstrap_admin_token(&store, &config).await?;
+
+        let listener = TcpListener::bind(config.listen)
+            .with_context(|| format!("cannot listen on {}", config.listen))?;
+        let local_addr = listener.local_addr()?;
+        let workers = match config.http.workers {
+            0 => std::thread::available_parallelism().map_or(2, |n| n.get()),
+            n => n,
+        };
+        let shutdown_timeout = config.http.shutdown_timeout_secs;
+        tracing::info!(
+            listen = %local_addr,
+            database = store.backend_name(),
+            blob_store = blobs.backend_name(),
+            data_dir = %config.data_dir.display(),
+            "updraft is starting"
+        );
+        let state = web::Data::new(AppState {
+            config,
+            store: store.clone(),
+            blobs,
+            metrics: Metrics::new(),
+        });
+        let server = HttpServer::new(move || http::app(state.clone()))
+            .workers(workers)
+            .shutdown_timeout(shutdown_timeout)
+            // Signals are ours to handle (see `run_until_signal`), so SIGINT is graceful too.
+            .disable_signals()
+            .listen(listener)?
+            .run();
+        Ok(Application {
+            server,
+            local_addr,
+            generated_admin_token,
+            store,
+        })
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    pub fn port(&self) -> u16 {
+        self.local_addr.port()
+    }
+
+    /// The admin token generated on this start, if the database had none: shown once.
+    pub fn take_generated_admin_token(&mut self) -> Option<SecretString> {
+        self.generated_admin_token.take()
+    }
+
+    /// A handle that stops the server gracefully (stop accepting, finish in-flight requests).
+    pub fn handle(&self) -> ServerHandle {
+        self.server.handle()
+    }
+
+    /// Serves until the handle stops the server.
+    pub async fn run_until_stopped(self) -> anyhow::Result<()> {
+        self.server.await?;
+        self.store.close().await?;
+        tracing::info!("updraft stopped");
+        Ok(())
+    }
+
+    /// Serves until SIGTERM or SIGINT, then shuts down gracefully.
+    pub async fn run_until_signal(self) -> anyhow::Result<()> {
+        let handle = self.handle();
+        tokio::spawn(async move {
+            wait_for_signal().await;
+            tracing::info!("shutdown requested; finishing in-flight requests");
+            handle.stop(true).await;
+        });
+        self.run_until_stopped().await
+    }
+}
+
+async fn wait_for_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler installs");
+    let mut int = signal(SignalKind::interrupt()).expect("SIGINT handler installs");
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = int.recv() => {}
+    }
+}
+
+/// `UPDRAFT_ADMIN_TOKEN` becomes the bootstrap admin token; with none configured and
+/// no token at all in the database, one is generated and returned to be shown once.
+async fn bootstrap_admin_token(
+    store: &Store,
+    config: &Config,
+) -> anyhow::Result<Option<SecretString>> {
+    let now = chrono::Utc::now();
+    if let Some(token) = &config.admin_token {
+        let digest = access::token_digest(token.expose_secret());
+        store
+            .tokens()
+            .upsert_named(BOOTSTRAP_TOKEN_NAME, Role::Admin, &digest, now)
+            .await
+            .context("cannot store the bootstrap admin token")?;
+        return Ok(None);
+    }
+    if store.tokens().count().await? > 0 {
+        return Ok(None);
+    }
+    let token = access::generate_token();
+    match store
+        .tokens()
+        .insert(BOOTSTRAP_TOKEN_NAME, Role::Admin, &token.sha256_hex, now)
+        .await
+    {
+        Ok(_) => Ok(Some(token.plaintext)),
+        // Another replica starting at the same moment won the race and printed its own.
+        Err(StoreError::Conflict(_)) => Ok(None),
+        Err(err) => Err(err.into()),
+    }
+}
+
+/// Gives a test or a caller a bounded wait for the port to accept connections.
+pub async fn wait_until_listening(addr: SocketAddr, within: Duration) -> bool {
+    let deadline = tokio::time::Instant::now() + within;
+    while tokio::time::Instant::now() < deadline {
+        if tokio::net::TcpStream::connect(addr).await.is_ok() {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    false
+}
