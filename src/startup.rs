@@ -3,15 +3,13 @@
 use std::net::{SocketAddr, TcpListener};
 use std::time::Duration;
 
-use actix_web::dev::{Server, ServerHandle};
-use actix_web::{HttpServer, web};
 use anyhow::Context;
 use secrecy::{ExposeSecret, SecretString};
 
 use crate::access::{self, Role};
 use crate::blob::BlobStore;
 use crate::config::Config;
-use crate::http::{self, AppState, Metrics};
+use crate::http::{AppState, HttpService, Metrics, StopHandle};
 use crate::store::{Store, StoreError};
 
 /// Name of the token made from `UPDRAFT_ADMIN_TOKEN` or generated on first start.
@@ -19,7 +17,7 @@ pub const BOOTSTRAP_TOKEN_NAME: &str = "bootstrap";
 
 /// A built, bound, not yet running service.
 pub struct Application {
-    server: Server,
+    server: HttpService,
     local_addr: SocketAddr,
     generated_admin_token: Option<SecretString>,
     store: Store,
@@ -58,19 +56,13 @@ impl Application {
             data_dir = %config.data_dir.display(),
             "updraft is starting"
         );
-        let state = web::Data::new(AppState {
+        let state = AppState {
             config,
             store: store.clone(),
             blobs,
             metrics: Metrics::new(),
-        });
-        let server = HttpServer::new(move || http::app(state.clone()))
-            .workers(workers)
-            .shutdown_timeout(shutdown_timeout)
-            // Signals are ours to handle (see `run_until_signal`), so SIGINT is graceful too.
-            .disable_signals()
-            .listen(listener)?
-            .run();
+        };
+        let server = HttpService::bind(state, listener, workers, shutdown_timeout)?;
         Ok(Application {
             server,
             local_addr,
@@ -93,13 +85,13 @@ impl Application {
     }
 
     /// A handle that stops the server gracefully (stop accepting, finish in-flight requests).
-    pub fn handle(&self) -> ServerHandle {
-        self.server.handle()
+    pub fn handle(&self) -> StopHandle {
+        self.server.stop_handle()
     }
 
     /// Serves until the handle stops the server.
     pub async fn run_until_stopped(self) -> anyhow::Result<()> {
-        self.server.await?;
+        self.server.run().await?;
         self.store.close().await?;
         tracing::info!("updraft stopped");
         Ok(())
@@ -111,7 +103,7 @@ impl Application {
         tokio::spawn(async move {
             wait_for_signal().await;
             tracing::info!("shutdown requested; finishing in-flight requests");
-            handle.stop(true).await;
+            handle.stop().await;
         });
         self.run_until_stopped().await
     }

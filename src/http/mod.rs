@@ -7,6 +7,7 @@ mod health;
 mod metrics;
 mod observe;
 pub mod openapi;
+mod server;
 
 use actix_web::{HttpRequest, HttpResponse, middleware, web};
 
@@ -17,6 +18,7 @@ use crate::store::Store;
 pub use auth::Caller;
 pub use error::{ApiError, ErrorBody};
 pub use metrics::Metrics;
+pub use server::{HttpService, StopHandle};
 
 /// What every handler can reach. Cheap to share: handles and pools inside.
 pub struct AppState {

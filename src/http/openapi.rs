@@ -15,9 +15,19 @@ use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
         super::health::readyz,
         super::health::metrics,
         super::api::whoami,
+        super::api::create_token,
+        super::api::list_tokens,
+        super::api::revoke_token,
         openapi_json,
     ),
-    components(schemas(super::ErrorBody, super::error::ErrorDetail)),
+    components(schemas(
+        super::ErrorBody,
+        super::error::ErrorDetail,
+        super::api::WhoAmI,
+        super::api::CreateToken,
+        super::api::CreatedToken,
+        super::api::TokenView,
+    )),
     modifiers(&BearerAuth),
 )]
 pub struct ApiDoc;

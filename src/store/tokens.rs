@@ -3,7 +3,7 @@
 use chrono::{DateTime, Utc};
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, DatabaseConnection, EntityTrait, PaginatorTrait, QueryFilter,
-    Set,
+    QueryOrder, Set,
 };
 
 use super::StoreError;
@@ -139,6 +139,17 @@ impl<'a> TokenStore<'a> {
             return Err(StoreError::NotFound);
         }
         Ok(())
+    }
+
+    /// Every token, newest first.
+    pub async fn list(&self) -> Result<Vec<ApiToken>, StoreError> {
+        api_token::Entity::find()
+            .order_by_desc(api_token::Column::CreatedAt)
+            .all(self.db)
+            .await?
+            .into_iter()
+            .map(TryInto::try_into)
+            .collect()
     }
 
     pub async fn count(&self) -> Result<u64, StoreError> {
