@@ -2,8 +2,8 @@
 
 use super::BlobError;
 
-/// A validated object key: `/`-separated segments of `[A-Za-z0-9._-]`, no `.` or `..`
-/// segment, no leading, trailing or doubled `/`, at most 512 bytes.
+/// A validated object key: `/`-separated segments of `[A-Za-z0-9._-]`, none starting
+/// with `.`, no leading, trailing or doubled `/`, at most 512 bytes.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct BlobKey(String);
 
@@ -18,9 +18,10 @@ impl BlobKey {
             Some("longer than 512 bytes")
         } else if key
             .split('/')
-            .any(|segment| segment.is_empty() || segment == "." || segment == "..")
+            .any(|segment| segment.is_empty() || segment.starts_with('.'))
         {
-            Some("empty, `.` or `..` path segment")
+            // Dot-segments would escape or alias paths; `.tmp/` is where uploads are staged.
+            Some("empty path segment, or one that starts with `.`")
         } else if !key
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-' | b'/'))
@@ -60,7 +61,7 @@ mod tests {
     #[test]
     fn rejects_keys_that_escape_or_are_ambiguous() {
         for key in [
-            "", "/abs", "a//b", "a/", "../x", "a/./b", "a b", "a\\b", "é",
+            "", "/abs", "a//b", "a/", "../x", "a/./b", ".tmp/x", ".hidden", "a b", "a\\b", "é",
         ] {
             assert!(BlobKey::new(key).is_err(), "{key:?} accepted");
         }

@@ -310,13 +310,14 @@ fn walk(
             if as_dir.starts_with(prefix) || prefix.starts_with(&as_dir) {
                 walk(root, &path, prefix, found)?;
             }
-        } else if file_type.is_file() && relative.starts_with(prefix) {
-            if let Ok(key) = BlobKey::new(relative) {
-                found.push(BlobEntry {
-                    key,
-                    size: entry.metadata()?.len(),
-                });
-            }
+        } else if file_type.is_file()
+            && relative.starts_with(prefix)
+            && let Ok(key) = BlobKey::new(relative)
+        {
+            found.push(BlobEntry {
+                key,
+                size: entry.metadata()?.len(),
+            });
         }
     }
     Ok(())

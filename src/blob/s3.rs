@@ -403,13 +403,10 @@ where
         Some(416) => return BlobError::RangeNotSatisfiable,
         _ => {}
     }
-    let detail = match &err {
-        SdkError::ServiceError(s) => format!(
-            "{}: {}",
-            s.err().code().unwrap_or("error"),
-            s.err().message().unwrap_or("no message")
-        ),
-        other => format!("{}", aws_sdk_s3::error::DisplayErrorContext(other)),
-    };
+    let status = err
+        .raw_response()
+        .map(|r| format!(" (HTTP {})", r.status().as_u16()))
+        .unwrap_or_default();
+    let detail = format!("{}{status}", aws_sdk_s3::error::DisplayErrorContext(&err));
     BlobError::Backend(detail)
 }

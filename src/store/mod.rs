@@ -88,7 +88,24 @@ impl Store {
                 Migrator::up(&txn, None).await?;
                 txn.commit().await?;
             }
-            _ => Migrator::up(&self.db, None).await?,
+            _ => {
+                // SQLite has no advisory locks. A transaction whose first statement is a
+                // write takes the database's write lock up front (waiting out the busy
+                // timeout), so a second process migrating the same file waits, then finds
+                // nothing left to do.
+                self.db
+                    .execute_unprepared(
+                        "CREATE TABLE IF NOT EXISTS updraft_migration_lock (id INTEGER PRIMARY KEY)",
+                    )
+                    .await?;
+                let txn = self.db.begin().await?;
+                txn.execute_unprepared(
+                    "INSERT OR REPLACE INTO updraft_migration_lock (id) VALUES (1)",
+                )
+                .await?;
+                Migrator::up(&txn, None).await?;
+                txn.commit().await?;
+            }
         }
         Ok(())
     }

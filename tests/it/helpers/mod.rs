@@ -1,0 +1,14 @@
+//! Shared test helpers: fresh databases, a spawned app, the S3 test server, memory accounting.
+
+pub mod alloc;
+pub mod app;
+pub mod database;
+pub mod s3;
+
+pub use app::{spawn_app, spawn_app_with};
+pub use database::{TestDatabase, fresh_database};
+
+/// True under CI, where a missing required service is a failure, not a skip.
+pub fn under_ci() -> bool {
+    std::env::var("CI").is_ok_and(|v| v == "true" || v == "1")
+}

@@ -1,0 +1,15 @@
+//! The integration-test binary: one binary, one helpers module, a file per area.
+
+mod helpers;
+
+mod api_tokens;
+mod blob_conformance;
+mod http_edge;
+mod lifecycle;
+mod openapi;
+mod store_tokens;
+mod tidy;
+
+/// Counts live heap bytes so that streaming tests can assert flat memory.
+#[global_allocator]
+static ALLOCATOR: helpers::alloc::CountingAllocator = helpers::alloc::CountingAllocator;
