@@ -6,6 +6,7 @@ pub mod access;
 pub mod blob;
 pub mod cli;
 pub mod config;
+pub mod dm;
 pub mod http;
 pub mod startup;
 pub mod store;

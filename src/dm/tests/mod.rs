@@ -1,0 +1,9 @@
+//! Cross-module tests: brief section 10 vectors, captured device messages, one test per brief
+//! section 9 trap, golden engine conversations and property tests.
+
+mod engine;
+mod golden;
+mod lo_sim;
+mod props;
+mod traps;
+mod vectors;
