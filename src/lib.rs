@@ -7,6 +7,7 @@ pub mod blob;
 pub mod cli;
 pub mod config;
 pub mod dm;
+pub mod dm_edge;
 pub mod http;
 pub mod startup;
 pub mod store;

@@ -9,6 +9,8 @@ use secrecy::{ExposeSecret, SecretString};
 use crate::access::{self, Role};
 use crate::blob::BlobStore;
 use crate::config::Config;
+use crate::dm_edge::DmEdge;
+use crate::dm_edge::notify::{self, Notifier};
 use crate::http::{AppState, HttpService, Metrics, StopHandle};
 use crate::store::{Store, StoreError};
 
@@ -21,6 +23,8 @@ pub struct Application {
     local_addr: SocketAddr,
     generated_admin_token: Option<SecretString>,
     store: Store,
+    stop_workers: tokio::sync::watch::Sender<bool>,
+    workers_task: tokio::task::JoinHandle<()>,
 }
 
 impl Application {
@@ -56,11 +60,19 @@ impl Application {
             data_dir = %config.data_dir.display(),
             "updraft is starting"
         );
+        // One TLS crypto provider for every outgoing HTTPS client (webhooks, S3).
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let dm = DmEdge::new(store.clone(), &config);
+        let notifier = Notifier::new(store.clone(), &config);
+        let (stop_workers, stop_rx) = tokio::sync::watch::channel(false);
+        let workers_task = tokio::spawn(notify::run_worker(notifier.clone(), stop_rx));
         let state = AppState {
             config,
             store: store.clone(),
             blobs,
             metrics: Metrics::new(),
+            dm,
+            notifier,
         };
         let server = HttpService::bind(state, listener, workers, shutdown_timeout)?;
         Ok(Application {
@@ -68,6 +80,8 @@ impl Application {
             local_addr,
             generated_admin_token,
             store,
+            stop_workers,
+            workers_task,
         })
     }
 
@@ -92,6 +106,9 @@ impl Application {
     /// Serves until the handle stops the server.
     pub async fn run_until_stopped(self) -> anyhow::Result<()> {
         self.server.run().await?;
+        // HTTP is drained; now the background workers finish their current pass.
+        let _ = self.stop_workers.send(true);
+        let _ = self.workers_task.await;
         self.store.close().await?;
         tracing::info!("updraft stopped");
         Ok(())

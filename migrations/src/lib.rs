@@ -7,12 +7,16 @@
 pub use sea_orm_migration::prelude::*;
 
 mod m20261125_000001_api_tokens;
+mod m20261125_000002_devices;
 
 pub struct Migrator;
 
 #[async_trait::async_trait]
 impl MigratorTrait for Migrator {
     fn migrations() -> Vec<Box<dyn MigrationTrait>> {
-        vec![Box::new(m20261125_000001_api_tokens::Migration)]
+        vec![
+            Box::new(m20261125_000001_api_tokens::Migration),
+            Box::new(m20261125_000002_devices::Migration),
+        ]
     }
 }

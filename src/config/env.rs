@@ -118,6 +118,34 @@ const VARIABLES: &[(&str, bool, Setter)] = &[
         c.http.workers = parse(var, &v)?;
         Ok(())
     }),
+    ("UPDRAFT_PUBLIC_URL", false, |c, _, v| {
+        c.dm.public_url = Some(v);
+        Ok(())
+    }),
+    ("UPDRAFT_DM_SESSION_IDLE_SECS", false, |c, var, v| {
+        c.dm.session_idle_secs = parse(var, &v)?;
+        Ok(())
+    }),
+    ("UPDRAFT_DM_MAX_MESSAGE_BYTES", false, |c, var, v| {
+        c.dm.max_message_bytes = parse(var, &v)?;
+        Ok(())
+    }),
+    ("UPDRAFT_DM_MAX_OBJECT_BYTES", false, |c, var, v| {
+        c.dm.max_object_bytes = parse(var, &v)?;
+        Ok(())
+    }),
+    ("UPDRAFT_PUSH_WEBHOOK_URL", false, |c, _, v| {
+        c.dm.push_webhook_url = Some(v);
+        Ok(())
+    }),
+    ("UPDRAFT_NOTIFICATION_RETRY_SECS", false, |c, var, v| {
+        c.dm.notification_retry_secs = parse(var, &v)?;
+        Ok(())
+    }),
+    ("UPDRAFT_NOTIFICATION_MAX_ATTEMPTS", false, |c, var, v| {
+        c.dm.notification_max_attempts = parse(var, &v)?;
+        Ok(())
+    }),
     ("UPDRAFT_SHUTDOWN_TIMEOUT_SECS", false, |c, var, v| {
         c.http.shutdown_timeout_secs = parse(var, &v)?;
         Ok(())

@@ -30,6 +30,7 @@ pub struct Config {
     pub log: LogConfig,
     pub blob: BlobConfig,
     pub http: HttpConfig,
+    pub dm: DmConfig,
 }
 
 impl Default for Config {
@@ -42,6 +43,7 @@ impl Default for Config {
             log: LogConfig::default(),
             blob: BlobConfig::default(),
             http: HttpConfig::default(),
+            dm: DmConfig::default(),
         }
     }
 }
@@ -142,6 +144,40 @@ impl Default for HttpConfig {
     }
 }
 
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DmConfig {
+    /// The URL devices reach this service at (`https://dm.example.net`); `/dm` is appended
+    /// for the server URI sent to devices. Unset: `http://<listen address>`.
+    pub public_url: Option<String>,
+    /// A DM session idle for longer than this is closed; the device's next message starts anew.
+    pub session_idle_secs: u64,
+    /// Largest DM message accepted, and our advertised MaxMsgSize.
+    pub max_message_bytes: usize,
+    /// Largest object we send (our MaxObjSize); a device's own limit still applies.
+    pub max_object_bytes: u64,
+    /// HTTP webhook of an SMS / WAP-push gateway that delivers Package 0 to real devices.
+    pub push_webhook_url: Option<String>,
+    /// Package 0 is sent again at this interval until the device connects…
+    pub notification_retry_secs: u64,
+    /// …at most this many times.
+    pub notification_max_attempts: u32,
+}
+
+impl Default for DmConfig {
+    fn default() -> Self {
+        DmConfig {
+            public_url: None,
+            session_idle_secs: 300,
+            max_message_bytes: 512 * 1024,
+            max_object_bytes: 64 * 1024 * 1024,
+            push_webhook_url: None,
+            notification_retry_secs: 60,
+            notification_max_attempts: 5,
+        }
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("cannot read config file {path}: {source}")]
@@ -215,6 +251,14 @@ impl Config {
             (Some(kind), _) => kind,
             (None, Some(_)) => BlobBackendKind::S3,
             (None, None) => BlobBackendKind::Local,
+        }
+    }
+
+    /// The base URL devices use to reach us (no trailing slash).
+    pub fn public_url(&self) -> String {
+        match &self.dm.public_url {
+            Some(url) => url.trim_end_matches('/').to_owned(),
+            None => format!("http://{}", self.listen),
         }
     }
 

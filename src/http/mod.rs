@@ -2,6 +2,7 @@
 
 mod api;
 mod auth;
+mod dm;
 mod error;
 mod health;
 mod metrics;
@@ -13,6 +14,8 @@ use actix_web::{HttpRequest, HttpResponse, middleware, web};
 
 use crate::blob::BlobStore;
 use crate::config::Config;
+use crate::dm_edge::DmEdge;
+use crate::dm_edge::notify::Notifier;
 use crate::store::Store;
 
 pub use auth::Caller;
@@ -26,6 +29,8 @@ pub struct AppState {
     pub store: Store,
     pub blobs: BlobStore,
     pub metrics: Metrics,
+    pub dm: DmEdge,
+    pub notifier: Notifier,
 }
 
 /// Registers every route and the app-wide extractor settings on an actix `App`.
@@ -40,6 +45,7 @@ pub fn configure(state: web::Data<AppState>) -> impl FnOnce(&mut web::ServiceCon
             .service(health::healthz)
             .service(health::readyz)
             .service(health::metrics)
+            .configure(dm::configure)
             .configure(api::configure)
             .default_service(web::to(not_found));
     }

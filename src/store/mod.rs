@@ -3,8 +3,13 @@
 //! Callers get typed repositories (`store.tokens()`, …) that speak domain types;
 //! entities and queries stay in here.
 
+mod alerts;
+mod devices;
+mod dm_sessions;
 mod entity;
 mod error;
+mod notifications;
+mod operations;
 mod tokens;
 
 use std::path::Path;
@@ -20,7 +25,15 @@ use updraft_migrations::{Migrator, MigratorTrait};
 
 use crate::config::Config;
 
+pub use alerts::{AlertStore, StoredAlert};
+pub use devices::{
+    Device, DeviceSecrets, DeviceStore, Inventory, NewDevice, TreeNode, auth_type_name,
+    parse_auth_type,
+};
+pub use dm_sessions::{SessionLogLine, SessionStore, SessionUpdate, StoredSession};
 pub use error::StoreError;
+pub use notifications::{NotificationRecord, NotificationStore};
+pub use operations::{OperationRecord, OperationState, OperationStore};
 pub use tokens::{ApiToken, TokenStore};
 
 /// Arbitrary but fixed: the advisory lock that serialises migrations across replicas.
@@ -126,6 +139,26 @@ impl Store {
 
     pub fn tokens(&self) -> TokenStore<'_> {
         TokenStore::new(&self.db)
+    }
+
+    pub fn devices(&self) -> DeviceStore<'_> {
+        DeviceStore::new(&self.db)
+    }
+
+    pub fn sessions(&self) -> SessionStore<'_> {
+        SessionStore::new(&self.db)
+    }
+
+    pub fn operations(&self) -> OperationStore<'_> {
+        OperationStore::new(&self.db)
+    }
+
+    pub fn alerts(&self) -> AlertStore<'_> {
+        AlertStore::new(&self.db)
+    }
+
+    pub fn notifications(&self) -> NotificationStore<'_> {
+        NotificationStore::new(&self.db)
     }
 
     pub async fn close(self) -> Result<(), StoreError> {

@@ -11,6 +11,7 @@ mod device;
 mod effect;
 mod engine;
 mod ops;
+mod refusal;
 mod reply;
 mod state;
 
@@ -18,6 +19,7 @@ pub use device::{ClientCredentials, DeviceRecord, ServerConfig, ServerCredential
 pub use effect::{AlertRecord, Effect, NotDelivered, ResultItem, SessionLogEntry, SessionOutcome};
 pub use engine::handle;
 pub use ops::{Operation, QueuedOperation, Value, ValueData};
+pub use refusal::refusal;
 pub use state::{CachedReply, Incoming, Outgoing, Phase, Purpose, SentCommand, SessionState};
 
 use crate::dm::Encoding;

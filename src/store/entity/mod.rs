@@ -1,3 +1,9 @@
 //! sea-orm entities, one file per table; they mirror `migrations/` and never create schema.
 
 pub mod api_token;
+pub mod device;
+pub mod device_alert;
+pub mod device_node;
+pub mod dm_operation;
+pub mod dm_session;
+pub mod notification;

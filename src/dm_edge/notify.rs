@@ -1,0 +1,247 @@
+//! Package 0 (notification-initiated sessions): build, deliver, and retrigger until the device connects.
+//!
+//! Transports: a device's own `push_url` (`http://…` gets the bytes in a POST body,
+//! `udp://host:port` one datagram; for simulators and lab devices), else the configured
+//! SMS/WAP-push gateway webhook, which receives JSON with the Package 0 and its WAP Push
+//! framing ready to send (see `docs/package0-webhook.md`).
+
+use std::time::Duration;
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use chrono::{DateTime, Utc};
+
+use crate::config::Config;
+use crate::dm::auth::{CredentialHash, Nonce};
+use crate::dm::package0::{Initiator, NOTIFICATION_VERSION, Notification, UiMode, session_id_text};
+use crate::dm::wap_push;
+use crate::store::{Device, NotificationRecord, Store, StoreError};
+
+/// Content type of a Package 0 pushed over HTTP.
+pub const PACKAGE0_CONTENT_TYPE: &str = "application/vnd.syncml.notification";
+
+#[derive(Debug, thiserror::Error)]
+pub enum NotifyError {
+    #[error("device has no push URL and no push webhook is configured")]
+    NoTransport,
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+#[derive(Clone)]
+pub struct Notifier {
+    store: Store,
+    http: reqwest::Client,
+    webhook: Option<String>,
+    retry: Duration,
+    max_attempts: u32,
+}
+
+impl Notifier {
+    pub fn new(store: Store, config: &Config) -> Notifier {
+        Notifier {
+            store,
+            http: reqwest::Client::builder()
+                .timeout(Duration::from_secs(10))
+                .build()
+                .expect("the HTTP client builds"),
+            webhook: config.dm.push_webhook_url.clone(),
+            retry: Duration::from_secs(config.dm.notification_retry_secs.max(1)),
+            max_attempts: config.dm.notification_max_attempts.max(1),
+        }
+    }
+
+    /// Queues a notification with a fresh session id and makes the first attempt now.
+    pub async fn notify(
+        &self,
+        device: &Device,
+        now: DateTime<Utc>,
+    ) -> Result<NotificationRecord, NotifyError> {
+        if device.push_url.is_none() && self.webhook.is_none() {
+            return Err(NotifyError::NoTransport);
+        }
+        let mut id = [0u8; 2];
+        getrandom::fill(&mut id).expect("the operating system's random source failed");
+        // Session id 0 reads as "none" on some clients; keep clear of it.
+        let session_id = u16::from_be_bytes(id).max(1);
+        let record = self
+            .store
+            .notifications()
+            .create(&device.id, session_id, now)
+            .await?;
+        self.attempt(&record, now).await?;
+        Ok(self
+            .store
+            .notifications()
+            .get(record.id)
+            .await?
+            .unwrap_or(record))
+    }
+
+    /// One pass of the retrigger worker: every due notification is sent again, closed when the
+    /// device has opened its session, or expired after the last attempt.
+    pub async fn tick(&self, now: DateTime<Utc>) -> Result<usize, StoreError> {
+        let lease = now + chrono::Duration::from_std(self.retry).unwrap_or_default();
+        let due = self
+            .store
+            .notifications()
+            .claim_due(now, lease, 100)
+            .await?;
+        let count = due.len();
+        for notification in due {
+            self.attempt(&notification, now).await?;
+        }
+        Ok(count)
+    }
+
+    async fn attempt(&self, n: &NotificationRecord, now: DateTime<Utc>) -> Result<(), StoreError> {
+        let connected = self
+            .store
+            .sessions()
+            .seen_since(&n.device_id, &session_id_text(n.session_id), n.created_at)
+            .await?;
+        if connected {
+            return self
+                .store
+                .notifications()
+                .finish(n.id, "connected", now)
+                .await;
+        }
+        if n.attempts >= self.max_attempts as i32 {
+            tracing::warn!(device.id = %n.device_id, notification.id = n.id, "device never answered its Package 0");
+            return self
+                .store
+                .notifications()
+                .finish(n.id, "expired", now)
+                .await;
+        }
+        let Some(device) = self.store.devices().get(&n.device_id).await? else {
+            return self
+                .store
+                .notifications()
+                .finish(n.id, "expired", now)
+                .await;
+        };
+        let Some(secrets) = self.store.devices().secrets(&n.device_id).await? else {
+            return self
+                .store
+                .notifications()
+                .finish(n.id, "expired", now)
+                .await;
+        };
+        // The digest covers the device's current server nonce (brief 4.2); before the
+        // device ever gave us one, the resynchronisation default is what it expects.
+        let nonce = secrets
+            .server_nonce
+            .as_deref()
+            .map(Nonce::from_next_nonce)
+            .unwrap_or_else(|| Nonce::resync_defaults()[0].clone());
+        let bytes = Notification {
+            version: NOTIFICATION_VERSION,
+            ui_mode: UiMode::Background,
+            initiator: Initiator::Server,
+            session_id: n.session_id,
+            server_id: device.server_name.clone(),
+            vendor_specific: Vec::new(),
+        }
+        .build(
+            &CredentialHash(secrets.server_secret_hash.clone()),
+            &nonce.0,
+        );
+        let outcome = match bytes {
+            Ok(bytes) => self.deliver(&device, n, &bytes).await,
+            Err(err) => Err(format!("cannot build Package 0: {err}")),
+        };
+        let next = now + chrono::Duration::from_std(self.retry).unwrap_or_default();
+        match &outcome {
+            Ok(()) => {
+                tracing::info!(device.id = %device.id, notification.id = n.id, session.id = n.session_id, attempt = n.attempts + 1, "Package 0 sent")
+            }
+            Err(e) => {
+                tracing::warn!(device.id = %device.id, notification.id = n.id, error = %e, "Package 0 delivery failed")
+            }
+        }
+        self.store
+            .notifications()
+            .attempted(n.id, outcome.err(), next, now)
+            .await
+    }
+
+    async fn deliver(
+        &self,
+        device: &Device,
+        n: &NotificationRecord,
+        bytes: &[u8],
+    ) -> Result<(), String> {
+        if let Some(url) = &device.push_url {
+            if let Some(addr) = url.strip_prefix("udp://") {
+                let socket = tokio::net::UdpSocket::bind("0.0.0.0:0")
+                    .await
+                    .map_err(|e| e.to_string())?;
+                socket
+                    .send_to(bytes, addr)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                return Ok(());
+            }
+            return self.post(url, PACKAGE0_CONTENT_TYPE, bytes.to_vec()).await;
+        }
+        let Some(webhook) = &self.webhook else {
+            return Err("no transport".into());
+        };
+        let pdu = wap_push::wsp_push_pdu(bytes);
+        let payload = serde_json::json!({
+            "device_id": device.id,
+            "dev_id": device.dev_id,
+            "msisdn": device.msisdn,
+            "notification_id": n.id,
+            "session_id": n.session_id,
+            "package0": STANDARD.encode(bytes),
+            "wap_push": {
+                "wsp_pdu": STANDARD.encode(&pdu),
+                "sms_user_data": wap_push::sms_user_data(&pdu, (n.id & 0xff) as u8)
+                    .iter()
+                    .map(|segment| STANDARD.encode(segment))
+                    .collect::<Vec<_>>(),
+            },
+        });
+        self.post(
+            webhook,
+            "application/json",
+            serde_json::to_vec(&payload).expect("JSON"),
+        )
+        .await
+    }
+
+    async fn post(&self, url: &str, content_type: &str, body: Vec<u8>) -> Result<(), String> {
+        let response = self
+            .http
+            .post(url)
+            .header("content-type", content_type)
+            .body(body)
+            .send()
+            .await
+            .map_err(|e| e.to_string())?;
+        if response.status().is_success() {
+            Ok(())
+        } else {
+            Err(format!("{url} answered {}", response.status()))
+        }
+    }
+}
+
+/// Runs [`Notifier::tick`] every second until `stop` fires.
+pub async fn run_worker(notifier: Notifier, mut stop: tokio::sync::watch::Receiver<bool>) {
+    let mut interval = tokio::time::interval(Duration::from_secs(1));
+    interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = interval.tick() => {
+                if let Err(err) = notifier.tick(Utc::now()).await {
+                    tracing::error!(error = %err, "notification worker pass failed");
+                }
+            }
+            _ = stop.changed() => break,
+        }
+    }
+}

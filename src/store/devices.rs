@@ -1,0 +1,359 @@
+//! Devices in the database: provisioning, credentials and nonces, inventory and the tree snapshot.
+
+use chrono::{DateTime, Utc};
+use sea_orm::sea_query::{Expr, OnConflict};
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, QueryOrder,
+    QuerySelect, Set,
+};
+
+use super::StoreError;
+use super::entity::{device, device_node};
+use crate::dm::auth::AuthType;
+
+/// What provisioning stores. Secrets arrive already in their stored form.
+#[derive(Debug, Clone)]
+pub struct NewDevice {
+    pub dev_id: String,
+    pub msisdn: Option<String>,
+    pub client_auth_type: AuthType,
+    pub client_name: String,
+    /// `B64(MD5(name:secret))` of the device's own credentials.
+    pub client_secret_hash: String,
+    pub server_auth_type: AuthType,
+    pub server_name: String,
+    pub server_secret_hash: String,
+    /// The server secret sealed with the service's secrets key; only for `basic`.
+    pub server_secret_sealed: Option<String>,
+    /// Where Package 0 goes when pushed directly (simulators, lab devices).
+    pub push_url: Option<String>,
+}
+
+/// What DevInfo and DevDetail told us.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
+pub struct Inventory {
+    pub manufacturer: Option<String>,
+    pub model: Option<String>,
+    pub fw_version: Option<String>,
+    pub sw_version: Option<String>,
+    pub hw_version: Option<String>,
+    pub lang: Option<String>,
+    pub dm_version: Option<String>,
+    pub large_objects: Option<bool>,
+    pub max_obj_size: Option<u64>,
+    pub max_msg_size: Option<u64>,
+}
+
+/// A device as the service sees it, secrets excluded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Device {
+    pub id: String,
+    pub dev_id: String,
+    pub msisdn: Option<String>,
+    pub client_auth_type: AuthType,
+    pub client_name: String,
+    pub server_auth_type: AuthType,
+    pub server_name: String,
+    pub push_url: Option<String>,
+    pub inventory: Inventory,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    pub last_seen_at: Option<DateTime<Utc>>,
+}
+
+/// The credential material the DM engine needs; never leaves the server.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeviceSecrets {
+    pub client_secret_hash: String,
+    pub client_nonce: Option<String>,
+    pub server_secret_hash: String,
+    pub server_secret_sealed: Option<String>,
+    pub server_nonce: Option<String>,
+}
+
+pub fn auth_type_name(t: AuthType) -> &'static str {
+    match t {
+        AuthType::Basic => "basic",
+        AuthType::Md5 => "md5",
+        AuthType::Hmac => "hmac",
+    }
+}
+
+pub fn parse_auth_type(s: &str) -> Option<AuthType> {
+    match s {
+        "basic" => Some(AuthType::Basic),
+        "md5" => Some(AuthType::Md5),
+        "hmac" => Some(AuthType::Hmac),
+        _ => None,
+    }
+}
+
+fn to_device(m: &device::Model) -> Result<Device, StoreError> {
+    let auth = |s: &str| {
+        parse_auth_type(s).ok_or_else(|| {
+            StoreError::Database(sea_orm::DbErr::Type(format!("unknown auth type {s}")))
+        })
+    };
+    Ok(Device {
+        id: m.id.clone(),
+        dev_id: m.dev_id.clone(),
+        msisdn: m.msisdn.clone(),
+        client_auth_type: auth(&m.client_auth_type)?,
+        client_name: m.client_name.clone(),
+        server_auth_type: auth(&m.server_auth_type)?,
+        server_name: m.server_name.clone(),
+        push_url: m.push_url.clone(),
+        inventory: Inventory {
+            manufacturer: m.manufacturer.clone(),
+            model: m.model.clone(),
+            fw_version: m.fw_version.clone(),
+            sw_version: m.sw_version.clone(),
+            hw_version: m.hw_version.clone(),
+            lang: m.lang.clone(),
+            dm_version: m.dm_version.clone(),
+            large_objects: m.large_objects,
+            max_obj_size: m.max_obj_size.map(|v| v.max(0) as u64),
+            max_msg_size: m.max_msg_size.map(|v| v.max(0) as u64),
+        },
+        created_at: m.created_at,
+        updated_at: m.updated_at,
+        last_seen_at: m.last_seen_at,
+    })
+}
+
+fn to_secrets(m: &device::Model) -> DeviceSecrets {
+    DeviceSecrets {
+        client_secret_hash: m.client_secret_hash.clone(),
+        client_nonce: m.client_nonce.clone(),
+        server_secret_hash: m.server_secret_hash.clone(),
+        server_secret_sealed: m.server_secret_sealed.clone(),
+        server_nonce: m.server_nonce.clone(),
+    }
+}
+
+/// One leaf of a device's tree snapshot.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TreeNode {
+    pub uri: String,
+    pub value: String,
+    pub updated_at: DateTime<Utc>,
+}
+
+pub struct DeviceStore<'a> {
+    db: &'a DatabaseConnection,
+}
+
+impl<'a> DeviceStore<'a> {
+    pub(super) fn new(db: &'a DatabaseConnection) -> Self {
+        DeviceStore { db }
+    }
+
+    /// Provisions a device; `Conflict` when the DevId is taken.
+    pub async fn create(&self, new: NewDevice, now: DateTime<Utc>) -> Result<Device, StoreError> {
+        let model = device::ActiveModel {
+            id: Set(uuid::Uuid::new_v4().to_string()),
+            dev_id: Set(new.dev_id),
+            msisdn: Set(new.msisdn),
+            client_auth_type: Set(auth_type_name(new.client_auth_type).into()),
+            client_name: Set(new.client_name),
+            client_secret_hash: Set(new.client_secret_hash),
+            client_nonce: Set(None),
+            server_auth_type: Set(auth_type_name(new.server_auth_type).into()),
+            server_name: Set(new.server_name),
+            server_secret_hash: Set(new.server_secret_hash),
+            server_secret_sealed: Set(new.server_secret_sealed),
+            server_nonce: Set(None),
+            push_url: Set(new.push_url),
+            large_objects: Set(None),
+            max_obj_size: Set(None),
+            max_msg_size: Set(None),
+            manufacturer: Set(None),
+            model: Set(None),
+            fw_version: Set(None),
+            sw_version: Set(None),
+            hw_version: Set(None),
+            lang: Set(None),
+            dm_version: Set(None),
+            created_at: Set(now),
+            updated_at: Set(now),
+            last_seen_at: Set(None),
+        }
+        .insert(self.db)
+        .await?;
+        to_device(&model)
+    }
+
+    pub async fn get(&self, id: &str) -> Result<Option<Device>, StoreError> {
+        device::Entity::find_by_id(id.to_owned())
+            .one(self.db)
+            .await?
+            .map(|m| to_device(&m))
+            .transpose()
+    }
+
+    /// By the OMA DM DevId (the SyncHdr Source of its messages), with its secrets.
+    pub async fn by_dev_id(
+        &self,
+        dev_id: &str,
+    ) -> Result<Option<(Device, DeviceSecrets)>, StoreError> {
+        let Some(m) = device::Entity::find()
+            .filter(device::Column::DevId.eq(dev_id))
+            .one(self.db)
+            .await?
+        else {
+            return Ok(None);
+        };
+        Ok(Some((to_device(&m)?, to_secrets(&m))))
+    }
+
+    pub async fn secrets(&self, id: &str) -> Result<Option<DeviceSecrets>, StoreError> {
+        Ok(device::Entity::find_by_id(id.to_owned())
+            .one(self.db)
+            .await?
+            .map(|m| to_secrets(&m)))
+    }
+
+    /// A page of devices ordered by DevId, starting after `after`.
+    pub async fn list(&self, after: Option<&str>, limit: u64) -> Result<Vec<Device>, StoreError> {
+        let mut query = device::Entity::find().order_by_asc(device::Column::DevId);
+        if let Some(after) = after {
+            query = query.filter(device::Column::DevId.gt(after));
+        }
+        query
+            .limit(limit)
+            .all(self.db)
+            .await?
+            .iter()
+            .map(to_device)
+            .collect()
+    }
+
+    pub async fn delete(&self, id: &str) -> Result<(), StoreError> {
+        let result = device::Entity::delete_by_id(id.to_owned())
+            .exec(self.db)
+            .await?;
+        if result.rows_affected == 0 {
+            return Err(StoreError::NotFound);
+        }
+        Ok(())
+    }
+
+    pub async fn set_client_nonce(&self, id: &str, nonce_b64: &str) -> Result<(), StoreError> {
+        self.update_column(id, device::Column::ClientNonce, nonce_b64.to_owned())
+            .await
+    }
+
+    pub async fn set_server_nonce(&self, id: &str, nonce_b64: &str) -> Result<(), StoreError> {
+        self.update_column(id, device::Column::ServerNonce, nonce_b64.to_owned())
+            .await
+    }
+
+    async fn update_column(
+        &self,
+        id: &str,
+        column: device::Column,
+        value: String,
+    ) -> Result<(), StoreError> {
+        device::Entity::update_many()
+            .col_expr(column, Expr::value(value))
+            .filter(device::Column::Id.eq(id))
+            .exec(self.db)
+            .await?;
+        Ok(())
+    }
+
+    pub async fn touch(&self, id: &str, now: DateTime<Utc>) -> Result<(), StoreError> {
+        device::Entity::update_many()
+            .col_expr(device::Column::LastSeenAt, Expr::value(now))
+            .filter(device::Column::Id.eq(id))
+            .exec(self.db)
+            .await?;
+        Ok(())
+    }
+
+    pub async fn set_limits(
+        &self,
+        id: &str,
+        max_msg_size: Option<u64>,
+        max_obj_size: Option<u64>,
+    ) -> Result<(), StoreError> {
+        let mut update = device::Entity::update_many().filter(device::Column::Id.eq(id));
+        if let Some(v) = max_msg_size {
+            update = update.col_expr(device::Column::MaxMsgSize, Expr::value(v as i64));
+        }
+        if let Some(v) = max_obj_size {
+            update = update.col_expr(device::Column::MaxObjSize, Expr::value(v as i64));
+        }
+        if max_msg_size.is_some() || max_obj_size.is_some() {
+            update.exec(self.db).await?;
+        }
+        Ok(())
+    }
+
+    /// Records one tree value and, for the DevInfo/DevDetail leaves we index, the inventory column.
+    pub async fn record_node(
+        &self,
+        id: &str,
+        uri: &str,
+        value: &str,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        device_node::Entity::insert(device_node::ActiveModel {
+            device_id: Set(id.to_owned()),
+            uri: Set(uri.to_owned()),
+            value: Set(value.to_owned()),
+            updated_at: Set(now),
+        })
+        .on_conflict(
+            OnConflict::columns([device_node::Column::DeviceId, device_node::Column::Uri])
+                .update_columns([device_node::Column::Value, device_node::Column::UpdatedAt])
+                .to_owned(),
+        )
+        .exec(self.db)
+        .await?;
+
+        let column = match uri {
+            "./DevInfo/Man" => Some(device::Column::Manufacturer),
+            "./DevInfo/Mod" => Some(device::Column::Model),
+            "./DevInfo/Lang" => Some(device::Column::Lang),
+            "./DevInfo/DmV" => Some(device::Column::DmVersion),
+            "./DevDetail/FwV" => Some(device::Column::FwVersion),
+            "./DevDetail/SwV" => Some(device::Column::SwVersion),
+            "./DevDetail/HwV" => Some(device::Column::HwVersion),
+            _ => None,
+        };
+        let mut update = device::Entity::update_many()
+            .filter(device::Column::Id.eq(id))
+            .col_expr(device::Column::UpdatedAt, Expr::value(now));
+        if let Some(column) = column {
+            update = update.col_expr(column, Expr::value(value.to_owned()));
+        } else if uri == "./DevDetail/LrgObj" {
+            let supported = value.trim().eq_ignore_ascii_case("true");
+            update = update.col_expr(device::Column::LargeObjects, Expr::value(supported));
+        } else if uri == "./DevDetail/Ext/MaxObjSize" || uri == "./DevDetail/MaxObjSize" {
+            if let Ok(size) = value.trim().parse::<i64>() {
+                update = update.col_expr(device::Column::MaxObjSize, Expr::value(size));
+            }
+        } else {
+            return Ok(());
+        }
+        update.exec(self.db).await?;
+        Ok(())
+    }
+
+    /// The device's tree snapshot, ordered by URI.
+    pub async fn tree(&self, id: &str) -> Result<Vec<TreeNode>, StoreError> {
+        Ok(device_node::Entity::find()
+            .filter(device_node::Column::DeviceId.eq(id))
+            .order_by_asc(device_node::Column::Uri)
+            .all(self.db)
+            .await?
+            .into_iter()
+            .map(|m| TreeNode {
+                uri: m.uri,
+                value: m.value,
+                updated_at: m.updated_at,
+            })
+            .collect())
+    }
+}
