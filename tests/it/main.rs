@@ -4,6 +4,8 @@ mod helpers;
 
 mod api_tokens;
 mod blob_conformance;
+mod devices_api;
+mod dm_endpoint;
 mod http_edge;
 mod lifecycle;
 mod openapi;

@@ -5,7 +5,7 @@ pub mod app;
 pub mod database;
 pub mod s3;
 
-pub use app::{spawn_app, spawn_app_with};
+pub use app::{TestApp, spawn_app, spawn_app_with};
 pub use database::{TestDatabase, fresh_database};
 
 /// True under CI, where a missing required service is a failure, not a skip.
