@@ -60,8 +60,7 @@ impl Application {
             data_dir = %config.data_dir.display(),
             "updraft is starting"
         );
-        // One TLS crypto provider for every outgoing HTTPS client (webhooks, S3).
-        let _ = rustls::crypto::ring::default_provider().install_default();
+        install_tls_provider();
         let dm = DmEdge::new(store.clone(), &config);
         let notifier = Notifier::new(store.clone(), &config);
         let (stop_workers, stop_rx) = tokio::sync::watch::channel(false);
@@ -166,6 +165,12 @@ async fn bootstrap_admin_token(
         Err(StoreError::Conflict(_)) => Ok(None),
         Err(err) => Err(err.into()),
     }
+}
+
+/// Installs the process-wide TLS crypto provider (ring) used by every outgoing HTTPS
+/// client (webhooks, the simulator, S3). Idempotent.
+pub fn install_tls_provider() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
 }
 
 /// Gives a test or a caller a bounded wait for the port to accept connections.

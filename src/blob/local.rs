@@ -19,7 +19,9 @@ use tokio::io::{AsyncReadExt, AsyncSeekExt, AsyncWriteExt};
 use tokio_util::io::ReaderStream;
 
 use super::hashing::UploadDigest;
-use super::{BlobEntry, BlobError, BlobKey, BlobMeta, BlobStream, ByteSource, PutOptions};
+use super::{
+    BlobEntry, BlobError, BlobKey, BlobMeta, BlobStream, ByteSource, PutOptions, PutTarget,
+};
 
 /// Orphaned temporary files older than this are removed when the store opens.
 const TMP_MAX_AGE: Duration = Duration::from_secs(3600);
@@ -100,7 +102,7 @@ impl LocalBlobs {
 
     pub async fn put(
         &self,
-        key: &BlobKey,
+        target: PutTarget<'_>,
         mut body: impl ByteSource,
         options: &PutOptions,
     ) -> Result<BlobMeta, BlobError> {
@@ -126,6 +128,13 @@ impl LocalBlobs {
             }
         };
 
+        let key = &match target.resolve(&sha256) {
+            Ok(key) => key,
+            Err(err) => {
+                let _ = fs::remove_file(&tmp).await;
+                return Err(err);
+            }
+        };
         let object = self.object_path(key);
         if let Err(err) = self.publish(&tmp, &object).await {
             let _ = fs::remove_file(&tmp).await;

@@ -49,12 +49,29 @@ pub struct PutOptions {
     pub expected_sha256: Option<String>,
 }
 
+/// Where a put lands: a fixed key, or `prefix` + the content's sha256 (known only at the end).
+#[derive(Debug, Clone, Copy)]
+pub enum PutTarget<'a> {
+    Key(&'a BlobKey),
+    ContentAddressed { prefix: &'a str },
+}
+
+impl PutTarget<'_> {
+    fn resolve(&self, sha256_hex: &str) -> Result<BlobKey, BlobError> {
+        match self {
+            PutTarget::Key(key) => Ok((*key).clone()),
+            PutTarget::ContentAddressed { prefix } => BlobKey::new(format!("{prefix}{sha256_hex}")),
+        }
+    }
+}
+
 /// A stream of an object's bytes.
 pub type BlobStream = BoxStream<'static, Result<Bytes, BlobError>>;
 
-/// An input byte stream for a put, for example an HTTP request body.
-pub trait ByteSource: Stream<Item = Result<Bytes, std::io::Error>> + Send + Unpin {}
-impl<T> ByteSource for T where T: Stream<Item = Result<Bytes, std::io::Error>> + Send + Unpin {}
+/// An input byte stream for a put, for example an HTTP request body (which is not `Send`:
+/// actix serves each connection on one thread, so puts are awaited where they start).
+pub trait ByteSource: Stream<Item = Result<Bytes, std::io::Error>> + Unpin {}
+impl<T> ByteSource for T where T: Stream<Item = Result<Bytes, std::io::Error>> + Unpin {}
 
 #[derive(Debug, Clone)]
 pub enum BlobStore {
@@ -86,9 +103,30 @@ impl BlobStore {
         body: impl ByteSource,
         options: &PutOptions,
     ) -> Result<BlobMeta, BlobError> {
+        self.put_to(PutTarget::Key(key), body, options).await
+    }
+
+    /// Streams `body` into `prefix` + its own sha256, e.g. `firmware/<sha256>`. Storing the
+    /// same bytes twice yields the same key (and the same object).
+    pub async fn put_content_addressed(
+        &self,
+        prefix: &str,
+        body: impl ByteSource,
+        options: &PutOptions,
+    ) -> Result<BlobMeta, BlobError> {
+        self.put_to(PutTarget::ContentAddressed { prefix }, body, options)
+            .await
+    }
+
+    async fn put_to(
+        &self,
+        target: PutTarget<'_>,
+        body: impl ByteSource,
+        options: &PutOptions,
+    ) -> Result<BlobMeta, BlobError> {
         match self {
-            BlobStore::Local(b) => b.put(key, body, options).await,
-            BlobStore::S3(b) => b.put(key, body, options).await,
+            BlobStore::Local(b) => b.put(target, body, options).await,
+            BlobStore::S3(b) => b.put(target, body, options).await,
         }
     }
 

@@ -21,7 +21,9 @@ use futures_util::StreamExt;
 use secrecy::ExposeSecret;
 
 use super::hashing::UploadDigest;
-use super::{BlobEntry, BlobError, BlobKey, BlobMeta, BlobStream, ByteSource, PutOptions};
+use super::{
+    BlobEntry, BlobError, BlobKey, BlobMeta, BlobStream, ByteSource, PutOptions, PutTarget,
+};
 use crate::config::S3Config;
 
 /// User-metadata name under which the content sha256 is stored (`x-amz-meta-sha256`).
@@ -105,7 +107,7 @@ impl S3Blobs {
 
     pub async fn put(
         &self,
-        key: &BlobKey,
+        target: PutTarget<'_>,
         mut body: impl ByteSource,
         options: &PutOptions,
     ) -> Result<BlobMeta, BlobError> {
@@ -121,6 +123,7 @@ impl S3Blobs {
                 }
                 None => {
                     let (size, sha256) = digest.finish(options)?;
+                    let key = &target.resolve(&sha256)?;
                     self.client
                         .put_object()
                         .bucket(&self.bucket)
@@ -176,6 +179,13 @@ impl S3Blobs {
                 limit: MAX_COPY_BYTES,
             });
         }
+        let key = &match target.resolve(&sha256) {
+            Ok(key) => key,
+            Err(err) => {
+                self.abort(&staging, &upload_id).await;
+                return Err(err);
+            }
+        };
         self.client
             .complete_multipart_upload()
             .bucket(&self.bucket)

@@ -103,7 +103,39 @@ conformance!(
     aborted_upload_leaves_nothing_behind,
     large_streamed_upload_has_flat_memory,
     missing_objects_are_not_found,
+    content_addressed_puts_land_under_their_digest,
 );
+
+async fn content_addressed_puts_land_under_their_digest(store: &BlobStore) {
+    let data = generated(0..300_000);
+    let digest = sha256_hex(&data);
+    let first = store
+        .put_content_addressed("fw/", generated_stream(300_000), &PutOptions::default())
+        .await
+        .unwrap();
+    assert_eq!(first.key.as_str(), format!("fw/{digest}"));
+    let again = store
+        .put_content_addressed("fw/", generated_stream(300_000), &PutOptions::default())
+        .await
+        .unwrap();
+    assert_eq!(again, first);
+    assert_eq!(store.list("fw/").await.unwrap().len(), 1);
+    assert_eq!(read_all(store, first.key.as_str()).await, data);
+    // Past one S3 part, through the multipart path.
+    let big = store
+        .put_content_addressed(
+            "fw/",
+            generated_stream(6 * 1024 * 1024),
+            &PutOptions::default(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        big.key.as_str(),
+        format!("fw/{}", big.sha256.clone().unwrap())
+    );
+    assert_eq!(store.list("fw/").await.unwrap().len(), 2);
+}
 
 async fn put_get_head_round_trip(store: &BlobStore) {
     let data = generated(0..100_000);

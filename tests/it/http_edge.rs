@@ -228,7 +228,7 @@ async fn a_fresh_database_without_configured_token_generates_one_once() {
     let stop = second.handle();
     let task = tokio::spawn(second.run_until_stopped());
     use secrecy::ExposeSecret;
-    let res = reqwest::Client::new()
+    let res = crate::helpers::http_client()
         .get(format!("http://{addr}/api/v1/whoami"))
         .bearer_auth(token.expose_secret())
         .send()

@@ -57,7 +57,7 @@ async fn serve_in_an_empty_folder_then_sigterm_exits_zero() {
         .spawn()
         .unwrap();
     let (addr, log) = wait_for_listen(child.stderr.take().unwrap());
-    let client = reqwest::Client::new();
+    let client = crate::helpers::http_client();
     let health = client
         .get(format!("http://{addr}/healthz"))
         .send()

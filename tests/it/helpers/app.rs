@@ -74,7 +74,7 @@ pub async fn spawn_app_with(adjust: impl FnOnce(&mut Config)) -> TestApp {
     let task = tokio::spawn(app.run_until_stopped());
     TestApp {
         addr,
-        client: reqwest::Client::new(),
+        client: crate::helpers::http_client(),
         admin_token: ADMIN_TOKEN.to_owned(),
         _db: db,
         data_dir,

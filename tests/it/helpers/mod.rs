@@ -8,6 +8,12 @@ pub mod s3;
 pub use app::{TestApp, spawn_app, spawn_app_with};
 pub use database::{TestDatabase, fresh_database};
 
+/// Every test that builds an HTTP client needs the TLS provider installed first.
+pub fn http_client() -> reqwest::Client {
+    updraft::startup::install_tls_provider();
+    reqwest::Client::new()
+}
+
 /// True under CI, where a missing required service is a failure, not a skip.
 pub fn under_ci() -> bool {
     std::env::var("CI").is_ok_and(|v| v == "true" || v == "1")

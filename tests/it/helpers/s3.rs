@@ -75,7 +75,7 @@ pub async fn fresh_bucket() -> Option<S3Config> {
     let server = SERVER.get_or_init(start).as_ref()?;
     let bucket = format!("t-{}", uuid::Uuid::new_v4().simple());
     // moto accepts unsigned requests, which keeps bucket creation out of the code under test.
-    let created = reqwest::Client::new()
+    let created = crate::helpers::http_client()
         .put(format!("{}/{bucket}", server.endpoint))
         .send()
         .await
