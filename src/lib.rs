@@ -9,6 +9,7 @@ pub mod config;
 pub mod dm;
 pub mod dm_edge;
 pub mod http;
+pub mod package;
 pub mod startup;
 pub mod store;
 pub mod telemetry;

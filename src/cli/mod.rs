@@ -1,5 +1,7 @@
 //! The `updraft` command line: `serve`, `migrate`, and the tools built on the library.
 
+mod package;
+
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -31,6 +33,9 @@ pub enum Command {
     Serve(ServeArgs),
     /// Apply pending database migrations and exit.
     Migrate(ServeArgs),
+    /// Build, sign, verify and apply firmware packages offline (no server needed).
+    #[command(subcommand)]
+    Package(Box<package::PackageCommand>),
 }
 
 #[derive(Debug, clap::Args)]
@@ -48,6 +53,7 @@ impl Cli {
         match self.command {
             Command::Serve(args) => run_async(serve(self.config, args)),
             Command::Migrate(args) => run_async(migrate(self.config, args)),
+            Command::Package(cmd) => package::run(*cmd),
         }
     }
 }

@@ -63,7 +63,7 @@ const CONFINED: &[(&str, &[&str], &str)] = &[
 /// The sans-IO cores: no sockets, files, clocks, async runtimes, database or storage.
 const SANS_IO: &[&str] = &["src/dm/", "src/package/"];
 /// Their test folders may read fixtures from disk.
-const SANS_IO_TESTS: &[&str] = &["src/dm/tests/", "src/package/tests/"];
+const SANS_IO_TESTS: &[&str] = &["src/dm/tests", "src/package/tests"];
 const IO_MARKERS: &[&str] = &[
     "tokio",
     "actix",
