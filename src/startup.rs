@@ -64,7 +64,7 @@ impl Application {
         let dm = DmEdge::new(store.clone(), &config);
         let notifier = Notifier::new(store.clone(), &config);
         let (stop_workers, stop_rx) = tokio::sync::watch::channel(false);
-        let workers_task = tokio::spawn(notify::run_worker(notifier.clone(), stop_rx));
+        let workers_task = tokio::spawn(notify::run_worker(notifier.clone(), dm.clone(), stop_rx));
         let state = AppState {
             config,
             store: store.clone(),

@@ -230,16 +230,31 @@ impl Notifier {
     }
 }
 
-/// Runs [`Notifier::tick`] every second until `stop` fires.
-pub async fn run_worker(notifier: Notifier, mut stop: tokio::sync::watch::Receiver<bool>) {
+/// The DM background worker: Package 0 retriggers every second, idle-session expiry
+/// every 30 seconds, until `stop` fires. Safe to run on every replica at once.
+pub async fn run_worker(
+    notifier: Notifier,
+    dm: super::DmEdge,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) {
     let mut interval = tokio::time::interval(Duration::from_secs(1));
     interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut ticks: u64 = 0;
     loop {
         tokio::select! {
             _ = interval.tick() => {
-                if let Err(err) = notifier.tick(Utc::now()).await {
+                let now = Utc::now();
+                if let Err(err) = notifier.tick(now).await {
                     tracing::error!(error = %err, "notification worker pass failed");
                 }
+                if ticks % 30 == 0 {
+                    match dm.expire_idle_sessions(now).await {
+                        Ok(0) => {}
+                        Ok(n) => tracing::info!(sessions = n, "idle DM sessions closed"),
+                        Err(err) => tracing::error!(error = %err, "idle session sweep failed"),
+                    }
+                }
+                ticks += 1;
             }
             _ = stop.changed() => break,
         }
