@@ -10,6 +10,7 @@ pub mod dm;
 pub mod dm_edge;
 pub mod http;
 pub mod package;
+pub mod simulator;
 pub mod startup;
 pub mod store;
 pub mod telemetry;

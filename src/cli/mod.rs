@@ -33,6 +33,8 @@ pub enum Command {
     Serve(ServeArgs),
     /// Apply pending database migrations and exit.
     Migrate(ServeArgs),
+    /// Run simulated OMA DM devices against a server (real HTTP, real DM messages).
+    Simulate(Box<crate::simulator::SimulateArgs>),
     /// Build, sign, verify and apply firmware packages offline (no server needed).
     #[command(subcommand)]
     Package(Box<package::PackageCommand>),
@@ -54,6 +56,7 @@ impl Cli {
             Command::Serve(args) => run_async(serve(self.config, args)),
             Command::Migrate(args) => run_async(migrate(self.config, args)),
             Command::Package(cmd) => package::run(*cmd),
+            Command::Simulate(args) => run_async(simulate(*args)),
         }
     }
 }
@@ -112,4 +115,15 @@ async fn migrate(file: Option<PathBuf>, args: ServeArgs) -> anyhow::Result<()> {
     tracing::info!(database = store.backend_name(), "migrations applied");
     store.close().await?;
     Ok(())
+}
+
+async fn simulate(args: crate::simulator::SimulateArgs) -> anyhow::Result<()> {
+    telemetry::init(&crate::config::LogConfig::default());
+    crate::startup::install_tls_provider();
+    let summary = crate::simulator::run(args).await?;
+    if summary.ok() {
+        Ok(())
+    } else {
+        anyhow::bail!("some simulated sessions failed")
+    }
 }

@@ -86,7 +86,10 @@ impl DmEdge {
 
     /// Closes sessions idle for longer than the configured timeout; returns how many.
     pub async fn expire_idle_sessions(&self, now: DateTime<Utc>) -> Result<u64, StoreError> {
-        self.store.sessions().expire_idle(now - self.idle, now).await
+        self.store
+            .sessions()
+            .expire_idle(now - self.idle, now)
+            .await
     }
 
     pub fn server_uri(&self) -> &str {

@@ -247,7 +247,7 @@ pub async fn run_worker(
                 if let Err(err) = notifier.tick(now).await {
                     tracing::error!(error = %err, "notification worker pass failed");
                 }
-                if ticks % 30 == 0 {
+                if ticks.is_multiple_of(30) {
                     match dm.expire_idle_sessions(now).await {
                         Ok(0) => {}
                         Ok(n) => tracing::info!(sessions = n, "idle DM sessions closed"),

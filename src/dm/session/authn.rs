@@ -2,8 +2,8 @@
 //! challenges and nonces, and building our own credentials (brief 2.3-2.6).
 
 use crate::dm::auth::{
-    AuthType, CredentialHash, HmacHeader, Nonce, NonceSource, basic_credential, md5_credential,
-    parse_basic_credential, verify_hmac, verify_md5_credential,
+    AuthType, CredentialHash, HmacHeader, Nonce, NonceSource, basic_credential, basic_secret_for,
+    md5_credential, verify_hmac, verify_md5_credential,
 };
 use crate::dm::message::{Chal, Cred, Format, Meta, StatusCode, SyncML};
 
@@ -104,8 +104,8 @@ fn check(
             }
             let ok = match c.auth_type {
                 // Basic can be checked against the stored hash: hash what was presented.
-                AuthType::Basic => parse_basic_credential(&cred.data)
-                    .is_some_and(|(n, s)| n == c.name && CredentialHash::compute(&n, &s) == hash),
+                AuthType::Basic => basic_secret_for(&cred.data, &c.name)
+                    .is_some_and(|s| CredentialHash::compute(&c.name, &s) == hash),
                 _ => candidates(st)
                     .iter()
                     .any(|n| verify_md5_credential(&hash, &n.0, &cred.data)),
