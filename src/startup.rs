@@ -48,6 +48,11 @@ impl Application {
         let listener = TcpListener::bind(config.listen)
             .with_context(|| format!("cannot listen on {}", config.listen))?;
         let local_addr = listener.local_addr()?;
+        let mut config = config;
+        if config.dm.public_url.is_none() {
+            // Devices must be told the address actually bound (port 0 picks one).
+            config.dm.public_url = Some(format!("http://{local_addr}"));
+        }
         let workers = match config.http.workers {
             0 => std::thread::available_parallelism().map_or(2, |n| n.get()),
             n => n,

@@ -7,7 +7,7 @@ use crate::store::{Device, Store, StoreError};
 
 /// What the session log keeps of a message's effects.
 pub(super) struct Summary {
-    pub auth_outcome: String,
+    pub auth_outcome: Option<String>,
     pub end_reason: Option<String>,
 }
 
@@ -19,7 +19,7 @@ pub(super) async fn apply(
     now: DateTime<Utc>,
 ) -> Result<Summary, StoreError> {
     let mut summary = Summary {
-        auth_outcome: "pending".to_owned(),
+        auth_outcome: None,
         end_reason: None,
     };
     for effect in effects {
@@ -36,13 +36,15 @@ pub(super) async fn apply(
                     .set_server_nonce(&device.id, &nonce.to_b64())
                     .await?
             }
-            Effect::DeviceAuthenticated { .. } => summary.auth_outcome = "authenticated".into(),
+            Effect::DeviceAuthenticated { .. } => {
+                summary.auth_outcome = Some("authenticated".into())
+            }
             Effect::DeviceAuthFailed { status, attempts } => {
-                summary.auth_outcome = format!("failed_{}", status.0);
+                summary.auth_outcome = Some(format!("failed_{}", status.0));
                 tracing::warn!(device.id = %device.id, dm.status = status.0, attempts, "device authentication failed");
             }
             Effect::ServerAuthRejected { status } => {
-                summary.auth_outcome = format!("server_rejected_{}", status.0);
+                summary.auth_outcome = Some(format!("server_rejected_{}", status.0));
                 tracing::warn!(device.id = %device.id, dm.status = status.0, "the device rejected our credentials");
             }
             Effect::Inventory { uri, value } => {

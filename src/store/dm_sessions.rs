@@ -25,7 +25,8 @@ pub struct StoredSession {
 pub struct SessionUpdate {
     pub state_json: String,
     pub encoding: &'static str,
-    pub auth_outcome: String,
+    /// What this message decided about authentication; `None` keeps the session's verdict.
+    pub auth_outcome: Option<String>,
     pub bytes_in: u64,
     pub bytes_out: u64,
     pub end_reason: Option<String>,
@@ -91,7 +92,7 @@ impl<'a> SessionStore<'a> {
             state: Set(update.state_json),
             version: Set(1),
             encoding: Set(update.encoding.to_owned()),
-            auth_outcome: Set(update.auth_outcome),
+            auth_outcome: Set(update.auth_outcome.unwrap_or_else(|| "pending".to_owned())),
             messages: Set(1),
             bytes_in: Set(update.bytes_in as i64),
             bytes_out: Set(update.bytes_out as i64),
@@ -120,10 +121,6 @@ impl<'a> SessionStore<'a> {
             .col_expr(dm_session::Column::State, Expr::value(update.state_json))
             .col_expr(dm_session::Column::Version, Expr::value(version + 1))
             .col_expr(
-                dm_session::Column::AuthOutcome,
-                Expr::value(update.auth_outcome),
-            )
-            .col_expr(
                 dm_session::Column::Messages,
                 Expr::col(dm_session::Column::Messages).add(1),
             )
@@ -138,6 +135,9 @@ impl<'a> SessionStore<'a> {
             .col_expr(dm_session::Column::UpdatedAt, Expr::value(now))
             .filter(dm_session::Column::Id.eq(id))
             .filter(dm_session::Column::Version.eq(version));
+        if let Some(outcome) = update.auth_outcome {
+            query = query.col_expr(dm_session::Column::AuthOutcome, Expr::value(outcome));
+        }
         if ended {
             query = query
                 .col_expr(

@@ -6,6 +6,7 @@ mod api_tokens;
 mod blob_conformance;
 mod devices_api;
 mod dm_endpoint;
+mod dm_sessions;
 mod http_edge;
 mod lifecycle;
 mod openapi;

@@ -35,6 +35,13 @@ impl TestApp {
             .bearer_auth(&self.admin_token)
     }
 
+    /// A second connection to the app's database, for arranging state the API does not offer.
+    pub async fn store(&self) -> updraft::store::Store {
+        updraft::store::Store::connect_url(&self._db.url)
+            .await
+            .unwrap()
+    }
+
     /// Graceful stop, as on SIGTERM; returns the server's own result.
     pub async fn stop(mut self) -> anyhow::Result<()> {
         self.stop.stop().await;
