@@ -341,3 +341,175 @@ async fn package0_over_udp_makes_the_device_open_the_notified_session() {
     assert_eq!(sessions[0]["session_id"], report.session_id.as_str());
     listener.abort();
 }
+
+#[tokio::test]
+async fn the_simulate_command_runs_a_small_fleet_against_the_server() {
+    let app = spawn_app().await;
+    for n in 1..=3 {
+        provision(&app, &format!("IMEI:7700{n}"), None).await;
+    }
+    let url = app.url("/dm");
+    let out = tokio::task::spawn_blocking(move || {
+        std::process::Command::new(env!("CARGO_BIN_EXE_updraft"))
+            .args([
+                "simulate",
+                "--server",
+                &url,
+                "--devices",
+                "3",
+                "--dev-id-prefix",
+                "IMEI:7700",
+            ])
+            .args(["--encoding", "wbxml", "--sessions", "2", "--json"])
+            .args([
+                "--secret",
+                CLIENT_SECRET,
+                "--server-secret",
+                SERVER_SECRET,
+                "--server-auth",
+                "md5",
+            ])
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let summary: Value = serde_json::from_str(&stdout).expect("--json prints the summary");
+    assert!(summary.to_string().contains("IMEI:77003"), "{summary}");
+    let page = get_json(&app, "/api/v1/devices").await;
+    for device in page["devices"].as_array().unwrap() {
+        let sessions = get_json(
+            &app,
+            &format!(
+                "/api/v1/devices/{}/sessions",
+                device["id"].as_str().unwrap()
+            ),
+        )
+        .await;
+        assert_eq!(sessions.as_array().unwrap().len(), 2, "{sessions}");
+    }
+}
+
+/// A one-purpose HTTP server that records request bodies and answers with the given statuses.
+async fn capture_server(
+    statuses: Vec<u16>,
+) -> (String, tokio::sync::mpsc::UnboundedReceiver<Vec<u8>>) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/push", listener.local_addr().unwrap());
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        for status in statuses.into_iter().chain(std::iter::repeat(200)) {
+            let Ok((mut conn, _)) = listener.accept().await else {
+                return;
+            };
+            let mut buf = Vec::new();
+            let mut chunk = [0u8; 4096];
+            let body = loop {
+                let n = conn.read(&mut chunk).await.unwrap();
+                buf.extend_from_slice(&chunk[..n]);
+                if let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                    let head = String::from_utf8_lossy(&buf[..end]).to_ascii_lowercase();
+                    let len: usize = head
+                        .lines()
+                        .find_map(|l| l.strip_prefix("content-length:"))
+                        .map(|v| v.trim().parse().unwrap())
+                        .unwrap_or(0);
+                    while buf.len() < end + 4 + len {
+                        let n = conn.read(&mut chunk).await.unwrap();
+                        buf.extend_from_slice(&chunk[..n]);
+                    }
+                    break buf[end + 4..end + 4 + len].to_vec();
+                }
+                if n == 0 {
+                    break Vec::new();
+                }
+            };
+            let _ = tx.send(body);
+            let reply =
+                format!("HTTP/1.1 {status} X\r\ncontent-length: 0\r\nconnection: close\r\n\r\n");
+            conn.write_all(reply.as_bytes()).await.unwrap();
+        }
+    });
+    (url, rx)
+}
+
+#[tokio::test]
+async fn package0_goes_to_the_gateway_webhook_and_is_retried_until_it_expires() {
+    let (webhook, mut bodies) = capture_server(vec![500]).await;
+    let app = crate::helpers::spawn_app_with(|c| {
+        c.dm.push_webhook_url = Some(webhook);
+        c.dm.notification_retry_secs = 1;
+        c.dm.notification_max_attempts = 2;
+    })
+    .await;
+    let id = provision(&app, "IMEI:333", None).await;
+    let res = app
+        .admin(Method::POST, &format!("/api/v1/devices/{id}/notify"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 202);
+    let notification: Value = res.json().await.unwrap();
+    assert_eq!(notification["attempts"], 1);
+    assert!(
+        notification["last_error"].as_str().unwrap().contains("500"),
+        "{notification}"
+    );
+
+    let first: Value = serde_json::from_slice(&bodies.recv().await.unwrap()).unwrap();
+    let second: Value = tokio::time::timeout(Duration::from_secs(10), bodies.recv())
+        .await
+        .expect("retried after the gateway failed")
+        .map(|b| serde_json::from_slice(&b).unwrap())
+        .unwrap();
+    assert_eq!(
+        first["package0"], second["package0"],
+        "same session id, same bytes"
+    );
+    assert_eq!(first["dev_id"], "IMEI:333");
+    let b64 = |v: &Value| {
+        base64::Engine::decode(
+            &base64::engine::general_purpose::STANDARD,
+            v.as_str().unwrap(),
+        )
+        .unwrap()
+    };
+    let package0 = b64(&first["package0"]);
+    let parsed = updraft::dm::package0::ParsedPackage0::parse(&package0).unwrap();
+    assert_eq!(
+        u64::from(parsed.notification.session_id),
+        notification["session_id"].as_u64().unwrap()
+    );
+    let pdu = b64(&first["wap_push"]["wsp_pdu"]);
+    assert!(
+        pdu.ends_with(&package0),
+        "the WSP push PDU carries the Package 0 as its body"
+    );
+    assert!(
+        !first["wap_push"]["sms_user_data"]
+            .as_array()
+            .unwrap()
+            .is_empty()
+    );
+
+    // The device never connects: after the last attempt the notification expires.
+    let store = app.store().await;
+    let nid = notification["id"].as_i64().unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    loop {
+        let n = store.notifications().get(nid).await.unwrap().unwrap();
+        if n.state == "expired" {
+            assert_eq!(n.attempts, 2);
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "still {n:?}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
