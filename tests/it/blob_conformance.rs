@@ -324,6 +324,10 @@ async fn large_streamed_upload_has_flat_memory(store: &BlobStore) {
         .await
         .unwrap();
     let growth = window.peak_growth();
+    eprintln!(
+        "{}: heap peak growth during a 100 MiB put: {growth} bytes",
+        store.backend_name()
+    );
     assert_eq!(meta.size, SIZE);
     // The backend holds at most about one S3 part (5 MiB here) plus buffers; a
     // buffered upload would need the whole 100 MiB.
