@@ -188,3 +188,23 @@ fn importing_sea_orm_in_the_http_module_is_caught() {
     assert!(confinement_violations("src/store/ok.rs", "use sea_orm::EntityTrait;").is_empty());
     assert!(confinement_violations("src/http/x.rs", "// sea_orm:: in a comment").is_empty());
 }
+
+#[test]
+fn the_simulator_does_not_mirror_the_server_engine() {
+    // An independent client catches the server's mistakes; one sharing its session code
+    // would repeat them. Only the simulator's tests may drive the engine, as the peer.
+    let mut violations = Vec::new();
+    for file in rust_files(&root().join("src/simulator")) {
+        let rel = file.strip_prefix(root()).unwrap().display().to_string();
+        if rel.starts_with("src/simulator/tests") {
+            continue;
+        }
+        let text = std::fs::read_to_string(&file).unwrap();
+        for (n, line) in code_lines(&text) {
+            if line.contains("dm::session") || line.contains("dm::large_object") {
+                violations.push(format!("{rel}:{n}: the simulator must not use the server's engine or Large Object planner; write the client side in src/simulator"));
+            }
+        }
+    }
+    assert!(violations.is_empty(), "{}", violations.join("\n"));
+}
