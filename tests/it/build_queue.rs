@@ -166,3 +166,143 @@ async fn two_servers_on_one_database_build_every_job_exactly_once() {
     drop(b);
     drop(a);
 }
+
+/// A real `updraft serve` process on the given database and data folder.
+struct Server {
+    child: std::process::Child,
+    base: String,
+}
+
+impl Server {
+    fn start(database_url: &str, data_dir: &std::path::Path) -> Server {
+        use std::io::{BufRead, BufReader};
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_updraft"))
+            .args(["serve", "--listen", "127.0.0.1:0"])
+            .env("UPDRAFT_DATABASE_URL", database_url)
+            .env("UPDRAFT_DATA_DIR", data_dir)
+            .env("UPDRAFT_ADMIN_TOKEN", crate::helpers::app::ADMIN_TOKEN)
+            .env("UPDRAFT_LOG_FORMAT", "json")
+            .env("UPDRAFT_BUILDS_LEASE_SECS", "2")
+            .env("UPDRAFT_BUILDS_POLL_INTERVAL_MS", "50")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let stderr = child.stderr.take().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let mut sent = false;
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if !sent && line.contains("\"message\":\"listening\"") {
+                    let value: Value = serde_json::from_str(&line).unwrap();
+                    let _ = tx.send(value["listen"].as_str().unwrap().to_owned());
+                    sent = true;
+                }
+            }
+        });
+        let addr = rx
+            .recv_timeout(Duration::from_secs(60))
+            .expect("the server logs its address");
+        Server {
+            child,
+            base: format!("http://{addr}"),
+        }
+    }
+
+    fn request(&self, method: Method, path: &str) -> reqwest::RequestBuilder {
+        crate::helpers::http_client()
+            .request(method, format!("{}{path}", self.base))
+            .bearer_auth(crate::helpers::app::ADMIN_TOKEN)
+    }
+
+    async fn json(&self, path: &str) -> Value {
+        self.request(Method::GET, path)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[tokio::test]
+async fn killing_a_server_mid_build_publishes_nothing_and_the_build_completes_after_restart() {
+    let db = fresh_database().await;
+    let dir = tempfile::tempdir().unwrap();
+    let first = Server::start(&db.url, dir.path());
+    let res = first
+        .request(Method::POST, "/api/v1/keys")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::CREATED);
+    // Incompressible and large enough that compressing it takes a while.
+    let res = first
+        .request(
+            Method::POST,
+            "/api/v1/firmware?manufacturer=Acme&model=X1&version=1",
+        )
+        .body(noise(23, 4 * 1024 * 1024))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::CREATED);
+    let fw: Value = res.json().await.unwrap();
+    let jobs: Value = first
+        .request(Method::POST, "/api/v1/packages/builds")
+        .json(&json!({"target_firmware_id": fw["id"]}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let id = jobs["jobs"][0]["id"].as_i64().unwrap();
+    let path = format!("/api/v1/packages/builds/{id}");
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let job = first.json(&path).await;
+        assert_ne!(job["state"], "succeeded", "the build ended before the kill");
+        if job["state"] == "running" {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "never started: {job}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    drop(first); // SIGKILL mid-build
+
+    let second = Server::start(&db.url, dir.path());
+    let packages = second.json("/api/v1/packages").await;
+    assert_eq!(
+        packages["packages"],
+        json!([]),
+        "no partial package is visible"
+    );
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(300);
+    let job = loop {
+        let job = second.json(&path).await;
+        if job["state"] == "succeeded" || job["state"] == "failed" {
+            break job;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "not done: {job}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(job["state"], "succeeded", "{job}");
+    assert_eq!(
+        job["attempts"], 2,
+        "taken over once after the lease ran out"
+    );
+    let packages = second.json("/api/v1/packages").await;
+    assert_eq!(packages["packages"].as_array().unwrap().len(), 1);
+}
