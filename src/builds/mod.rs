@@ -227,7 +227,7 @@ impl BuildWorker {
         };
 
         let progress = Arc::new(AtomicU8::new(0));
-        let reporter = JobProgress::new(progress.clone());
+        let reporter = JobProgress::new(progress.clone(), source.is_some());
         let inputs = BuildInputs {
             manufacturer: target.manufacturer.clone(),
             model: target.model.clone(),
@@ -460,16 +460,19 @@ struct JobProgress {
     /// (start, width) of the current step's share.
     band: (f64, f64),
     total: u64,
+    /// This build makes a delta (after the full image's compression, unless `delta_only`).
+    delta: bool,
     matched: bool,
     delta_only: bool,
 }
 
 impl JobProgress {
-    fn new(shared: Arc<AtomicU8>) -> Self {
+    fn new(shared: Arc<AtomicU8>, delta: bool) -> Self {
         JobProgress {
             shared,
             band: (0.0, 0.0),
             total: 0,
+            delta,
             matched: false,
             delta_only: false,
         }
@@ -486,7 +489,8 @@ impl Progress for JobProgress {
         self.total = total;
         self.band = match step {
             // The full image's compression: all of a full job, the start of a delta job.
-            Step::Compress if !self.matched && !self.delta_only => (0.0, 95.0),
+            Step::Compress if !self.delta => (0.0, 95.0),
+            Step::Compress if !self.matched && !self.delta_only => (0.0, 20.0),
             Step::SuffixSort => (if self.delta_only { 0.0 } else { 20.0 }, 20.0),
             Step::Match => {
                 self.matched = true;
@@ -556,4 +560,43 @@ pub fn describe(manifest: &Manifest) -> (PackageKind, String) {
         PackageKind::Full
     };
     (kind, manifest.payload.encoding.name().to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_per_attempt_and_is_capped() {
+        let settings = BuildsConfig {
+            retry_base_secs: 10,
+            retry_max_secs: 100,
+            ..BuildsConfig::default()
+        };
+        let secs: Vec<i64> = (1..=6)
+            .map(|a| backoff(&settings, a).num_seconds())
+            .collect();
+        assert_eq!(secs, [10, 20, 40, 80, 100, 100]);
+        assert_eq!(backoff(&settings, 400).num_seconds(), 100);
+    }
+
+    #[test]
+    fn progress_only_rises_and_stays_below_done() {
+        let shared = Arc::new(AtomicU8::new(0));
+        let mut p = JobProgress::new(shared.clone(), true);
+        p.start(Step::Compress, 100);
+        p.update(100);
+        let after_full = shared.load(Ordering::Relaxed);
+        p.start(Step::SuffixSort, 10);
+        p.start(Step::Match, 10);
+        p.update(5);
+        let mid = shared.load(Ordering::Relaxed);
+        p.start(Step::Compress, 10);
+        p.update(10);
+        let end = shared.load(Ordering::Relaxed);
+        assert!(
+            after_full <= mid && mid < end && end < 100,
+            "{after_full} {mid} {end}"
+        );
+    }
 }
