@@ -4,11 +4,14 @@
 
 pub mod access;
 pub mod blob;
+pub mod builds;
 pub mod cli;
 pub mod config;
 pub mod dm;
 pub mod dm_edge;
+pub mod firmware;
 pub mod http;
+pub mod keys;
 pub mod package;
 pub mod simulator;
 pub mod startup;

@@ -8,10 +8,12 @@ use secrecy::{ExposeSecret, SecretString};
 
 use crate::access::{self, Role};
 use crate::blob::BlobStore;
+use crate::builds::{self, BuildWorker};
 use crate::config::Config;
 use crate::dm_edge::DmEdge;
 use crate::dm_edge::notify::{self, Notifier};
 use crate::http::{AppState, HttpService, Metrics, StopHandle};
+use crate::keys::{self, KeyFolder};
 use crate::store::{Store, StoreError};
 
 /// Name of the token made from `UPDRAFT_ADMIN_TOKEN` or generated on first start.
@@ -25,6 +27,7 @@ pub struct Application {
     store: Store,
     stop_workers: tokio::sync::watch::Sender<bool>,
     workers_task: tokio::task::JoinHandle<()>,
+    builds_task: Option<tokio::task::JoinHandle<()>>,
 }
 
 impl Application {
@@ -44,6 +47,10 @@ impl Application {
             .await
             .context("cannot open the blob store")?;
         let generated_admin_token = bootstrap_admin_token(&store, &config).await?;
+        let key_folder = KeyFolder::from_config(&config).context("invalid signing key")?;
+        keys::register_configured(&store, &key_folder, chrono::Utc::now())
+            .await
+            .context("cannot register the configured signing key")?;
 
         let listener = TcpListener::bind(config.listen)
             .with_context(|| format!("cannot listen on {}", config.listen))?;
@@ -69,6 +76,15 @@ impl Application {
         let dm = DmEdge::new(store.clone(), &config);
         let notifier = Notifier::new(store.clone(), &config);
         let (stop_workers, stop_rx) = tokio::sync::watch::channel(false);
+        let builds_task = config.builds.enabled.then(|| {
+            let worker = BuildWorker::new(
+                store.clone(),
+                blobs.clone(),
+                key_folder.clone(),
+                config.builds.clone(),
+            );
+            tokio::spawn(builds::run(worker, stop_rx.clone()))
+        });
         let workers_task = tokio::spawn(notify::run_worker(notifier.clone(), dm.clone(), stop_rx));
         let state = AppState {
             config,
@@ -77,6 +93,7 @@ impl Application {
             metrics: Metrics::new(),
             dm,
             notifier,
+            keys: key_folder,
         };
         let server = HttpService::bind(state, listener, workers, shutdown_timeout)?;
         Ok(Application {
@@ -86,6 +103,7 @@ impl Application {
             store,
             stop_workers,
             workers_task,
+            builds_task,
         })
     }
 
@@ -113,6 +131,9 @@ impl Application {
         // HTTP is drained; now the background workers finish their current pass.
         let _ = self.stop_workers.send(true);
         let _ = self.workers_task.await;
+        if let Some(builds) = self.builds_task {
+            let _ = builds.await;
+        }
         self.store.close().await?;
         tracing::info!("updraft stopped");
         Ok(())

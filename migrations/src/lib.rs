@@ -8,6 +8,7 @@ pub use sea_orm_migration::prelude::*;
 
 mod m20261125_000001_api_tokens;
 mod m20261125_000002_devices;
+mod m20261126_000003_firmware_packages;
 
 pub struct Migrator;
 
@@ -17,6 +18,7 @@ impl MigratorTrait for Migrator {
         vec![
             Box::new(m20261125_000001_api_tokens::Migration),
             Box::new(m20261125_000002_devices::Migration),
+            Box::new(m20261126_000003_firmware_packages::Migration),
         ]
     }
 }

@@ -150,6 +150,50 @@ const VARIABLES: &[(&str, bool, Setter)] = &[
         c.http.shutdown_timeout_secs = parse(var, &v)?;
         Ok(())
     }),
+    ("UPDRAFT_FIRMWARE_MAX_BYTES", false, |c, var, v| {
+        c.firmware.max_bytes = parse(var, &v)?;
+        Ok(())
+    }),
+    ("UPDRAFT_KEYS_DIR", false, |c, _, v| {
+        c.keys.dir = Some(PathBuf::from(v));
+        Ok(())
+    }),
+    ("UPDRAFT_SIGNING_KEY", true, |c, _, v| {
+        c.keys.signing_key = Some(SecretString::from(v));
+        Ok(())
+    }),
+    ("UPDRAFT_BUILDS_ENABLED", false, |c, var, v| {
+        c.builds.enabled = parse_bool(var, &v)?;
+        Ok(())
+    }),
+    ("UPDRAFT_BUILDS_CONCURRENCY", false, |c, var, v| {
+        c.builds.concurrency = parse(var, &v)?;
+        Ok(())
+    }),
+    ("UPDRAFT_BUILDS_MAX_ATTEMPTS", false, |c, var, v| {
+        c.builds.max_attempts = parse(var, &v)?;
+        Ok(())
+    }),
+    ("UPDRAFT_BUILDS_RETRY_BASE_SECS", false, |c, var, v| {
+        c.builds.retry_base_secs = parse(var, &v)?;
+        Ok(())
+    }),
+    ("UPDRAFT_BUILDS_RETRY_MAX_SECS", false, |c, var, v| {
+        c.builds.retry_max_secs = parse(var, &v)?;
+        Ok(())
+    }),
+    ("UPDRAFT_BUILDS_LEASE_SECS", false, |c, var, v| {
+        c.builds.lease_secs = parse(var, &v)?;
+        Ok(())
+    }),
+    ("UPDRAFT_BUILDS_POLL_INTERVAL_MS", false, |c, var, v| {
+        c.builds.poll_interval_ms = parse(var, &v)?;
+        Ok(())
+    }),
+    ("UPDRAFT_BUILDS_DELTA_MAX_RATIO", false, |c, var, v| {
+        c.builds.delta_max_ratio = parse(var, &v)?;
+        Ok(())
+    }),
 ];
 
 /// Applies the known `UPDRAFT_*` variables to `config`; returns a warning per unknown one.

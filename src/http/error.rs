@@ -32,6 +32,10 @@ pub enum ApiError {
     UnsupportedMediaType(String),
     #[error("{0}")]
     Unavailable(String),
+    /// Well-formed but refused content, e.g. a package whose signature does not check.
+    /// The code names the precise reason (`unknown_key`, `bad_signature`, …).
+    #[error("{message}")]
+    Unprocessable { code: &'static str, message: String },
     /// Something on our side failed; details go to the log, not to the client.
     #[error("internal error")]
     Internal(#[source] anyhow::Error),
@@ -61,6 +65,7 @@ impl ApiError {
             ApiError::PayloadTooLarge { .. } => "payload_too_large",
             ApiError::UnsupportedMediaType(_) => "unsupported_media_type",
             ApiError::Unavailable(_) => "unavailable",
+            ApiError::Unprocessable { code, .. } => code,
             ApiError::Internal(_) => "internal",
         }
     }
@@ -82,6 +87,7 @@ impl ResponseError for ApiError {
             ApiError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Unprocessable { .. } => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -117,6 +123,7 @@ impl From<StoreError> for ApiError {
         match err {
             StoreError::NotFound => ApiError::NotFound("not found".into()),
             StoreError::Conflict(what) => ApiError::Conflict(format!("already exists: {what}")),
+            StoreError::InUse(what) => ApiError::Conflict(format!("in use: {what}")),
             other => ApiError::internal(other),
         }
     }

@@ -16,6 +16,7 @@ use crate::blob::BlobStore;
 use crate::config::Config;
 use crate::dm_edge::DmEdge;
 use crate::dm_edge::notify::Notifier;
+use crate::keys::KeyFolder;
 use crate::store::Store;
 
 pub use auth::Caller;
@@ -31,6 +32,7 @@ pub struct AppState {
     pub metrics: Metrics,
     pub dm: DmEdge,
     pub notifier: Notifier,
+    pub keys: KeyFolder,
 }
 
 /// Registers every route and the app-wide extractor settings on an actix `App`.

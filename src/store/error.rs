@@ -7,6 +7,9 @@ pub enum StoreError {
     /// A unique constraint refused the write; the string names what was duplicated.
     #[error("already exists: {0}")]
     Conflict(String),
+    /// The row is still referenced (a foreign key or an explicit check refused the write).
+    #[error("in use: {0}")]
+    InUse(String),
     #[error("not found")]
     NotFound,
     #[error("database error: {0}")]
@@ -17,6 +20,7 @@ impl From<DbErr> for StoreError {
     fn from(err: DbErr) -> Self {
         match err.sql_err() {
             Some(SqlErr::UniqueConstraintViolation(what)) => StoreError::Conflict(what),
+            Some(SqlErr::ForeignKeyConstraintViolation(what)) => StoreError::InUse(what),
             _ => StoreError::Database(err),
         }
     }

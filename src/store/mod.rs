@@ -8,8 +8,11 @@ mod devices;
 mod dm_sessions;
 mod entity;
 mod error;
+mod firmware;
 mod notifications;
 mod operations;
+mod packages;
+mod signing_keys;
 mod tokens;
 
 use std::path::Path;
@@ -32,8 +35,14 @@ pub use devices::{
 };
 pub use dm_sessions::{SessionLogLine, SessionStore, SessionUpdate, StoredSession};
 pub use error::StoreError;
+pub use firmware::{DeletedFirmware, Firmware, FirmwareFilter, FirmwareStore, NewFirmware};
 pub use notifications::{NotificationRecord, NotificationStore};
 pub use operations::{OperationRecord, OperationState, OperationStore};
+pub use packages::{
+    BuildJob, JobResult, JobState, NewJob, NewPackage, PackageFilter, PackageKind, PackageOrigin,
+    PackageRecord, PackageStore,
+};
+pub use signing_keys::{KeyOrigin, KeyState, SigningKeyRecord, SigningKeyStore};
 pub use tokens::{ApiToken, TokenStore};
 
 /// Arbitrary but fixed: the advisory lock that serialises migrations across replicas.
@@ -159,6 +168,18 @@ impl Store {
 
     pub fn notifications(&self) -> NotificationStore<'_> {
         NotificationStore::new(&self.db)
+    }
+
+    pub fn firmware(&self) -> FirmwareStore<'_> {
+        FirmwareStore::new(&self.db)
+    }
+
+    pub fn signing_keys(&self) -> SigningKeyStore<'_> {
+        SigningKeyStore::new(&self.db)
+    }
+
+    pub fn packages(&self) -> PackageStore<'_> {
+        PackageStore::new(&self.db)
     }
 
     pub async fn close(self) -> Result<(), StoreError> {

@@ -4,12 +4,16 @@ mod helpers;
 
 mod api_tokens;
 mod blob_conformance;
+mod build_queue;
 mod devices_api;
 mod dm_endpoint;
 mod dm_sessions;
+mod firmware_api;
 mod http_edge;
+mod keys_api;
 mod lifecycle;
 mod openapi;
+mod packages_api;
 mod store_tokens;
 mod tidy;
 

@@ -1,7 +1,10 @@
 //! The admin REST API under `/api/v1`.
 
 mod devices;
+mod firmware;
+mod keys;
 mod operations;
+mod packages;
 mod tokens;
 mod whoami;
 
@@ -12,9 +15,21 @@ pub(super) use devices::{
     __path_device_tree, __path_get_device, __path_list_devices, __path_notify_device, CreateDevice,
     Credentials, DevicePage, DeviceView, TreeNodeView,
 };
+pub(super) use firmware::{
+    __path_delete_firmware, __path_get_firmware, __path_list_firmware, __path_upload_firmware,
+    FirmwarePage,
+};
+pub(super) use keys::{
+    __path_create_key, __path_import_key, __path_list_keys, __path_retire_key, ImportKey, KeyView,
+};
 pub(super) use operations::{
     __path_get_operation, __path_list_operations, __path_queue_operation, OperationView,
     QueueOperation,
+};
+pub(super) use packages::{
+    __path_download_package, __path_get_build, __path_get_package, __path_list_builds,
+    __path_list_packages, __path_request_builds, __path_upload_package, BuildJobPage, BuildJobView,
+    BuildJobs, PackagePage, PackageView, RequestBuilds,
 };
 pub(super) use tokens::{
     __path_create_token, __path_list_tokens, __path_revoke_token, CreateToken, CreatedToken,
@@ -38,5 +53,21 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(operations::queue_operation)
         .service(operations::list_operations)
         .service(operations::get_operation)
+        .service(firmware::upload_firmware)
+        .service(firmware::list_firmware)
+        .service(firmware::get_firmware)
+        .service(firmware::delete_firmware)
+        .service(keys::create_key)
+        .service(keys::list_keys)
+        .service(keys::import_key)
+        .service(keys::retire_key)
+        // The fixed `builds` paths before `{id}`.
+        .service(packages::request_builds)
+        .service(packages::list_builds)
+        .service(packages::get_build)
+        .service(packages::upload_package)
+        .service(packages::list_packages)
+        .service(packages::get_package)
+        .service(packages::download_package)
         .service(super::openapi::openapi_json);
 }

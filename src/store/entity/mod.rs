@@ -6,4 +6,8 @@ pub mod device_alert;
 pub mod device_node;
 pub mod dm_operation;
 pub mod dm_session;
+pub mod firmware;
 pub mod notification;
+pub mod package;
+pub mod package_job;
+pub mod signing_key;

@@ -3,6 +3,7 @@
 pub mod alloc;
 pub mod app;
 pub mod database;
+pub mod firmware;
 pub mod s3;
 
 pub use app::{TestApp, spawn_app, spawn_app_with};
