@@ -10,7 +10,9 @@ use super::effect::{
 };
 use super::ops::{Operation, QueuedOperation, ValueData};
 use super::reply::Reply;
-use super::state::{CachedReply, Incoming, Outgoing, Phase, Purpose, SentCommand, SessionState};
+use super::state::{
+    CachedReply, Incoming, Outgoing, OwedStatus, Phase, Purpose, SentCommand, SessionState,
+};
 use super::{Inbound, Outbound};
 use crate::dm::auth::{NonceSource, md5_b64};
 use crate::dm::large_object::{
@@ -60,8 +62,6 @@ struct Cx<'a> {
     our_msg_id: u32,
     now_ms: i64,
     header_code: StatusCode,
-    /// The device acknowledged our last chunk with 213.
-    chunk_acked: bool,
     device_aborted: bool,
     server_rejected: bool,
     outcome: Option<SessionOutcome>,
@@ -107,7 +107,6 @@ impl<'a> Cx<'a> {
             our_msg_id,
             now_ms,
             header_code: StatusCode::OK,
-            chunk_acked: false,
             device_aborted: false,
             server_rejected: false,
             outcome: None,
@@ -144,6 +143,10 @@ impl<'a> Cx<'a> {
                 self.header_code = status;
                 self.reply.header_status(msg, status, Some(chal));
                 self.answer_all(status);
+                // The device restarts its package with credentials (brief 2.5.2), so
+                // statuses that do not fit are not owed any more.
+                self.flush_owed(Tail::None);
+                self.st.owed_statuses.clear();
                 self.st.phase = Phase::Authenticating;
                 self.reply.msg.body.final_ = true;
                 return;
@@ -152,6 +155,9 @@ impl<'a> Cx<'a> {
                 self.header_code = status;
                 self.reply.header_status(msg, status, None);
                 self.answer_all(status);
+                // The session ends: what does not fit can never be sent.
+                self.flush_owed(Tail::None);
+                self.st.owed_statuses.clear();
                 self.end(SessionOutcome::AuthenticationFailed);
                 return;
             }
@@ -208,8 +214,7 @@ impl<'a> Cx<'a> {
         let msg = self.msg();
         for c in &msg.body.commands {
             if !matches!(c, Command::Status(_) | Command::Results(_)) {
-                self.reply
-                    .status(&msg.hdr.msg_id, c.cmd_id(), c.name(), code);
+                self.owe(&msg.hdr.msg_id, c.cmd_id(), c.name(), code);
             }
         }
     }
@@ -240,7 +245,7 @@ impl<'a> Cx<'a> {
             Command::Unknown(_) => StatusCode::OPTIONAL_FEATURE_NOT_SUPPORTED,
         };
         if !no_resp(c) {
-            self.reply.status(msg_id, c.cmd_id(), c.name(), code);
+            self.owe(msg_id, c.cmd_id(), c.name(), code);
         }
     }
 
@@ -371,9 +376,7 @@ impl<'a> Cx<'a> {
                 op_id,
                 last_chunk: false,
             } => {
-                if s.data == StatusCode::CHUNKED_ITEM_ACCEPTED {
-                    self.chunk_acked = true;
-                } else {
+                if s.data != StatusCode::CHUNKED_ITEM_ACCEPTED {
                     // 424, 413, 412, 400, …: the object failed; retry from scratch later.
                     self.st.outgoing = None;
                     self.not_delivered(
@@ -502,7 +505,7 @@ impl<'a> Cx<'a> {
         }
         // Results get a Status only when it is not a plain 200 (brief 1.6).
         if code != StatusCode::OK {
-            self.reply.status(msg_id, &r.cmd_id, "Results", code);
+            self.owe(msg_id, &r.cmd_id, "Results", code);
         }
     }
 
@@ -517,30 +520,37 @@ impl<'a> Cx<'a> {
     // ---- what to send ------------------------------------------------------------------
 
     fn decide(&mut self) {
+        // Our Cred counts towards the size of everything measured below.
+        self.reply.msg.hdr.cred = server_cred(&self.st, self.inp.device);
         if self.device_aborted {
-            // Status for SyncHdr and the Alert, no commands, Final (brief 1.6).
+            // Status for SyncHdr and the Alert, no commands, Final (brief 1.6). The session
+            // ends, so statuses that do not fit are dropped.
             self.drop_in_flight(NotDelivered::SessionAborted);
+            self.flush_owed(Tail::None);
+            self.st.owed_statuses.clear();
             self.end(SessionOutcome::AbortedByDevice);
             return;
         }
         if self.server_rejected {
             self.drop_in_flight(NotDelivered::SessionAborted);
+            self.flush_owed(Tail::Abort);
+            self.st.owed_statuses.clear();
             let id = self.reply.cmd_id();
-            self.reply.push(Command::Alert(Alert {
-                cmd_id: Id::from(id),
-                no_resp: false,
-                cred: None,
-                data: AlertCode::SESSION_ABORT,
-                correlator: None,
-                items: Vec::new(),
-            }));
+            self.reply.push(abort_alert(id));
             self.end(SessionOutcome::ServerAuthenticationRejected);
             return;
         }
+        if self.msg().body.final_ {
+            self.st.device_package_closed = true;
+        }
         // Our package is open while a chunked object is in flight: continue it.
         if self.st.outgoing.is_some() {
-            if self.chunk_acked {
-                self.send_next_chunk();
+            if self.last_chunk_acked() {
+                if self.flush_owed(Tail::None) {
+                    self.send_next_chunk();
+                }
+                // Else this message carries statuses only, without Final; the device asks
+                // for more and gets the next chunk then.
                 return;
             }
             // No 213 for the chunk: the transfer is broken.
@@ -552,12 +562,19 @@ impl<'a> Cx<'a> {
                 );
             }
         }
-        if !self.msg().body.final_ {
+        if !self.st.device_package_closed {
             // The device's package continues: ask for the next message, no Final (1.6).
+            self.flush_owed(Tail::NextMessage);
             self.alert_next_message();
             return;
         }
-        // The device closed its package: every command we sent should have its Status now.
+        // The device closed its package. Our answer to it may need several messages
+        // (brief 1.6): send the statuses that fit without Final; the device asks for the
+        // rest with Alert 1222, and new commands only follow the last owed status.
+        if !self.flush_owed(Tail::None) {
+            return;
+        }
+        // Every command we sent should have its Status now.
         for s in std::mem::take(&mut self.st.outstanding) {
             if let Purpose::Operation { op_id, .. } = s.purpose
                 && !s.answered
@@ -565,7 +582,12 @@ impl<'a> Cx<'a> {
                 self.not_delivered(op_id, NotDelivered::NoStatus, true);
             }
         }
-        self.fill_from_queue();
+        if self.fill_from_queue() == Fill::Deferred {
+            // The next command fits a message of its own but not after these statuses:
+            // this part goes without Final, the command follows when the device asks.
+            return;
+        }
+        self.st.device_package_closed = false;
         if self.reply.has_commands() {
             if self.st.outgoing.is_none() {
                 self.reply.msg.body.final_ = true;
@@ -574,6 +596,75 @@ impl<'a> Cx<'a> {
             // Nothing left that needs an answer: this reply ends the session.
             self.end(SessionOutcome::Completed);
         }
+    }
+
+    /// Records a Status owed for device command `cmd_ref` of message `msg_ref`; it goes into
+    /// a message by [`flush_owed`](Self::flush_owed).
+    fn owe(&mut self, msg_ref: &Id, cmd_ref: &Id, cmd: &str, code: StatusCode) {
+        self.st.owed_statuses.push(OwedStatus {
+            msg_ref: msg_ref.0.clone(),
+            cmd_ref: cmd_ref.0.clone(),
+            cmd: cmd.to_owned(),
+            code,
+        });
+    }
+
+    /// Moves owed statuses into the reply, oldest first, as many as fit the device's
+    /// MaxMsgSize together with `tail` and Final, measured on the encoded message. Returns
+    /// true when none is left over.
+    fn flush_owed(&mut self, tail: Tail) -> bool {
+        if self.st.owed_statuses.is_empty() {
+            return true;
+        }
+        let max = self.max_msg();
+        let owed = std::mem::take(&mut self.st.owed_statuses);
+        let first_id = self.reply.peek_cmd_id();
+        let with = |k: usize| {
+            let mut m = self.reply.msg.clone();
+            let mut id = first_id;
+            for o in &owed[..k] {
+                m.body.commands.push(owed_status(o, id));
+                id += 1;
+            }
+            match tail {
+                Tail::None => {}
+                Tail::NextMessage => m.body.commands.push(next_message_alert(id)),
+                Tail::Abort => m.body.commands.push(abort_alert(id)),
+            }
+            m.body.final_ = true;
+            m
+        };
+        let fits = |k: usize| encode(&with(k), self.inp.encoding).len() <= max;
+        // Statuses only grow the message: the largest count that fits, by bisection.
+        let (mut lo, mut hi) = (0, owed.len());
+        if fits(hi) {
+            lo = hi;
+        }
+        while lo < hi {
+            let mid = lo + (hi - lo).div_ceil(2);
+            if fits(mid) {
+                lo = mid;
+            } else {
+                hi = mid - 1;
+            }
+        }
+        for o in &owed[..lo] {
+            let id = self.reply.cmd_id();
+            self.reply.push(owed_status(o, id));
+        }
+        self.st.owed_statuses = owed[lo..].to_vec();
+        self.st.owed_statuses.is_empty()
+    }
+
+    /// The chunk we sent last was acknowledged with 213 (or none is waiting for one).
+    fn last_chunk_acked(&self) -> bool {
+        let Some(o) = &self.st.outgoing else {
+            return true;
+        };
+        !self.st.outstanding.iter().any(|s| {
+            !s.answered
+                && matches!(&s.purpose, Purpose::Operation { op_id, last_chunk: false } if *op_id == o.op_id)
+        })
     }
 
     fn drop_in_flight(&mut self, reason: NotDelivered) {
@@ -592,14 +683,7 @@ impl<'a> Cx<'a> {
 
     fn alert_next_message(&mut self) {
         let id = self.reply.cmd_id();
-        self.reply.push(Command::Alert(Alert {
-            cmd_id: Id::from(id),
-            no_resp: false,
-            cred: None,
-            data: AlertCode::NEXT_MESSAGE,
-            correlator: None,
-            items: Vec::new(),
-        }));
+        self.reply.push(next_message_alert(id));
         self.track(id, Purpose::Other);
     }
 
@@ -627,7 +711,7 @@ impl<'a> Cx<'a> {
         })
     }
 
-    fn fill_from_queue(&mut self) {
+    fn fill_from_queue(&mut self) -> Fill {
         let pending: Vec<&'a QueuedOperation> = self
             .inp
             .queue
@@ -650,7 +734,7 @@ impl<'a> Cx<'a> {
                 continue;
             }
             if end - i > 1 && self.reply.has_commands() {
-                return; // the whole Sequence goes into the next package
+                return Fill::Done; // the whole Sequence goes into the next package
             }
             // A single operation (or a group too big for one message: sent one by one, still
             // in order because each package waits for the previous one's statuses).
@@ -659,16 +743,38 @@ impl<'a> Cx<'a> {
                 continue;
             }
             if self.reply.has_commands() {
-                return;
+                return Fill::Done;
+            }
+            let q = pending[i];
+            // Too big only because of the statuses before it: the next message.
+            if self.crowded() && self.fits_after_header(&q.operation, max) {
+                return Fill::Deferred;
             }
             // Alone and still too big: a Large Object, or undeliverable.
-            let q = pending[i];
-            self.start_large_object(q, max);
+            if self.start_large_object(q, max) == Fill::Deferred {
+                return Fill::Deferred;
+            }
             if self.st.outgoing.is_some() || self.reply.has_commands() {
-                return;
+                return Fill::Done;
             }
             i += 1;
         }
+        Fill::Done
+    }
+
+    /// The reply carries statuses besides the SyncHdr's and one more (what the device's
+    /// Alert 1222 costs in the next message): holding a command back then makes progress.
+    fn crowded(&self) -> bool {
+        self.reply.msg.body.commands.len() > 2
+    }
+
+    /// Whether `op` fits a message holding only our header, two statuses and Final.
+    fn fits_after_header(&self, op: &Operation, max: usize) -> bool {
+        let mut m = self.reply.msg.clone();
+        m.body.commands.truncate(2);
+        m.body.commands.push(op_command(op, 3, self.inp.encoding));
+        m.body.final_ = true;
+        encode(&m, self.inp.encoding).len() <= max
     }
 
     /// Adds `ops` (wrapped in a Sequence when more than one) if the message still fits.
@@ -718,11 +824,11 @@ impl<'a> Cx<'a> {
         true
     }
 
-    fn start_large_object(&mut self, q: &'a QueuedOperation, max: usize) {
+    fn start_large_object(&mut self, q: &'a QueuedOperation, max: usize) -> Fill {
         let Some(payload) = self.payload_of(q) else {
             self.st.sent_ops.push(q.id.clone());
             self.not_delivered(q.id.clone(), NotDelivered::MessageTooSmall, false);
-            return;
+            return Fill::Done;
         };
         let enc = self.inp.encoding;
         if let Some(limit) = self.st.device_max_obj_size
@@ -730,28 +836,28 @@ impl<'a> Cx<'a> {
         {
             self.st.sent_ops.push(q.id.clone());
             self.not_delivered(q.id.clone(), NotDelivered::TooLargeForDevice, false);
-            return;
+            return Fill::Done;
         }
         match self.st.large_object_support {
             None => {
                 // Ask before chunking: libdmclient claims LrgObj yet ignores MoreData, so an
                 // explicit `true` is the minimum (brief 3.4).
+                let probe = Operation::Get {
+                    uri: "./DevDetail/LrgObj".into(),
+                };
+                if self.crowded() && !self.fits_with(&probe, max) {
+                    return Fill::Deferred;
+                }
                 let id = self.reply.cmd_id();
-                self.reply.push(op_command(
-                    &Operation::Get {
-                        uri: "./DevDetail/LrgObj".into(),
-                    },
-                    id,
-                    enc,
-                ));
+                self.reply.push(op_command(&probe, id, enc));
                 self.track(id, Purpose::LrgObjProbe);
                 self.reply.msg.body.final_ = true;
-                return;
+                return Fill::Done;
             }
             Some(false) => {
                 self.st.sent_ops.push(q.id.clone());
                 self.not_delivered(q.id.clone(), NotDelivered::LargeObjectsUnsupported, false);
-                return;
+                return Fill::Done;
             }
             Some(true) => {}
         }
@@ -768,8 +874,24 @@ impl<'a> Cx<'a> {
         });
         if !self.send_chunk(payload, max) {
             self.st.outgoing = None;
+            if self.crowded() {
+                // No room left after the statuses: start it in the next message.
+                self.st.sent_ops.pop();
+                return Fill::Deferred;
+            }
             self.not_delivered(q.id.clone(), NotDelivered::MessageTooSmall, false);
         }
+        Fill::Done
+    }
+
+    /// Whether `op` still fits the reply as it stands, with Final.
+    fn fits_with(&self, op: &Operation, max: usize) -> bool {
+        let mut m = self.reply.msg.clone();
+        m.body
+            .commands
+            .push(op_command(op, self.reply.peek_cmd_id(), self.inp.encoding));
+        m.body.final_ = true;
+        encode(&m, self.inp.encoding).len() <= max
     }
 
     fn send_next_chunk(&mut self) {
@@ -925,6 +1047,56 @@ impl<'a> Cx<'a> {
         };
         (out, self.fx)
     }
+}
+
+/// What must follow the owed statuses in the message being filled.
+#[derive(Debug, Clone, Copy)]
+enum Tail {
+    None,
+    NextMessage,
+    Abort,
+}
+
+/// How filling from the queue ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Fill {
+    Done,
+    /// A command was held back for the next message of this package.
+    Deferred,
+}
+
+fn simple_alert(cmd_id: u32, data: AlertCode) -> Command {
+    Command::Alert(Alert {
+        cmd_id: Id::from(cmd_id),
+        no_resp: false,
+        cred: None,
+        data,
+        correlator: None,
+        items: Vec::new(),
+    })
+}
+
+fn next_message_alert(cmd_id: u32) -> Command {
+    simple_alert(cmd_id, AlertCode::NEXT_MESSAGE)
+}
+
+fn abort_alert(cmd_id: u32) -> Command {
+    simple_alert(cmd_id, AlertCode::SESSION_ABORT)
+}
+
+fn owed_status(o: &OwedStatus, cmd_id: u32) -> Command {
+    Command::Status(Status {
+        cmd_id: Id::from(cmd_id),
+        msg_ref: Some(Id(o.msg_ref.clone())),
+        cmd_ref: Some(Id(o.cmd_ref.clone())),
+        cmd: o.cmd.clone(),
+        target_ref: Vec::new(),
+        source_ref: Vec::new(),
+        cred: None,
+        chal: None,
+        data: o.code,
+        items: Vec::new(),
+    })
 }
 
 fn no_resp(c: &Command) -> bool {

@@ -5,5 +5,6 @@ mod engine;
 mod golden;
 mod lo_sim;
 mod props;
+mod split;
 mod traps;
 mod vectors;
