@@ -11,7 +11,8 @@ use super::effect::{
 use super::ops::{Operation, QueuedOperation, ValueData};
 use super::reply::Reply;
 use super::state::{
-    CachedReply, Incoming, Outgoing, OwedStatus, Phase, Purpose, SentCommand, SessionState,
+    BrokenGroup, CachedReply, Incoming, Outgoing, OwedStatus, Phase, Purpose, SentCommand,
+    SessionState,
 };
 use super::{Inbound, Outbound};
 use crate::dm::auth::{NonceSource, md5_b64};
@@ -63,6 +64,8 @@ struct Cx<'a> {
     now_ms: i64,
     header_code: StatusCode,
     device_aborted: bool,
+    /// The device sent Alert 1222: it asks for the rest of our package.
+    device_asks_next: bool,
     server_rejected: bool,
     outcome: Option<SessionOutcome>,
 }
@@ -108,6 +111,7 @@ impl<'a> Cx<'a> {
             now_ms,
             header_code: StatusCode::OK,
             device_aborted: false,
+            device_asks_next: false,
             server_rejected: false,
             outcome: None,
         }
@@ -280,9 +284,11 @@ impl<'a> Cx<'a> {
 
     fn on_alert(&mut self, a: &Alert) -> StatusCode {
         match a.data {
-            AlertCode::SERVER_INITIATED_MGMT
-            | AlertCode::CLIENT_INITIATED_MGMT
-            | AlertCode::NEXT_MESSAGE => StatusCode::OK,
+            AlertCode::SERVER_INITIATED_MGMT | AlertCode::CLIENT_INITIATED_MGMT => StatusCode::OK,
+            AlertCode::NEXT_MESSAGE => {
+                self.device_asks_next = true;
+                StatusCode::OK
+            }
             AlertCode::SESSION_ABORT => {
                 self.device_aborted = true;
                 StatusCode::OK
@@ -290,7 +296,7 @@ impl<'a> Cx<'a> {
             AlertCode::NO_END_OF_DATA => {
                 // The device gave up on our chunked object (or on sending its own).
                 if let Some(o) = self.st.outgoing.take() {
-                    self.not_delivered(
+                    self.large_object_failed(
                         o.op_id,
                         NotDelivered::LargeObjectFailed { status: None },
                         true,
@@ -379,7 +385,7 @@ impl<'a> Cx<'a> {
                 if s.data != StatusCode::CHUNKED_ITEM_ACCEPTED {
                     // 424, 413, 412, 400, …: the object failed; retry from scratch later.
                     self.st.outgoing = None;
-                    self.not_delivered(
+                    self.large_object_failed(
                         op_id,
                         NotDelivered::LargeObjectFailed {
                             status: Some(s.data),
@@ -509,6 +515,27 @@ impl<'a> Cx<'a> {
         }
     }
 
+    /// A Large Object (or a command too big to send) was not delivered. The members of its
+    /// sequence group that come after it are held back (see `fill_from_queue`).
+    fn large_object_failed(&mut self, op_id: String, reason: NotDelivered, retry_later: bool) {
+        let group = self
+            .inp
+            .queue
+            .iter()
+            .find(|q| q.id == op_id)
+            .and_then(|q| q.sequence_group.clone());
+        if let Some(group) = group
+            && !self.st.broken_groups.iter().any(|b| b.group == group)
+        {
+            self.st.broken_groups.push(BrokenGroup {
+                group,
+                after: op_id.clone(),
+                retry_later,
+            });
+        }
+        self.not_delivered(op_id, reason, retry_later);
+    }
+
     fn not_delivered(&mut self, op_id: String, reason: NotDelivered, retry_later: bool) {
         self.fx.push(Effect::OperationNotDelivered {
             op_id,
@@ -540,7 +567,9 @@ impl<'a> Cx<'a> {
             self.end(SessionOutcome::ServerAuthenticationRejected);
             return;
         }
-        if self.msg().body.final_ {
+        // A device asking for the rest of our package (Alert 1222, no Final) has answered
+        // all of it so far; its own package does not continue (brief 1.6).
+        if self.msg().body.final_ || self.device_asks_next {
             self.st.device_package_closed = true;
         }
         // Our package is open while a chunked object is in flight: continue it.
@@ -555,7 +584,7 @@ impl<'a> Cx<'a> {
             }
             // No 213 for the chunk: the transfer is broken.
             if let Some(o) = self.st.outgoing.take() {
-                self.not_delivered(
+                self.large_object_failed(
                     o.op_id,
                     NotDelivered::LargeObjectFailed { status: None },
                     true,
@@ -711,6 +740,17 @@ impl<'a> Cx<'a> {
         })
     }
 
+    /// Adds queued operations while they fit. Consecutive members of a sequence group go in
+    /// one `Sequence` when they fit one message; otherwise one package each, in order.
+    ///
+    /// Ordering around a Large Object in a group (its chunks travel outside any Sequence,
+    /// brief 3.1): a Large Object only starts in a message without other commands, so the
+    /// members before it went in earlier packages and their Statuses came back (the device
+    /// closed its package) before its first chunk; while it is in flight only its chunks are
+    /// sent, so the members after it go at the earliest in the package that follows the
+    /// device's acknowledgement of its last chunk. If the object is not delivered (refused,
+    /// too large, no Large Object support, transfer broken), the members after it are held
+    /// back and reported `GroupInterrupted`, retried later exactly when the object is.
     fn fill_from_queue(&mut self) -> Fill {
         let pending: Vec<&'a QueuedOperation> = self
             .inp
@@ -722,6 +762,19 @@ impl<'a> Cx<'a> {
         let mut i = 0;
         while i < pending.len() {
             let group = pending[i].sequence_group.as_ref();
+            if let Some(b) =
+                group.and_then(|g| self.st.broken_groups.iter().find(|b| b.group == *g))
+            {
+                let (after, retry_later) = (b.after.clone(), b.retry_later);
+                self.st.sent_ops.push(pending[i].id.clone());
+                self.not_delivered(
+                    pending[i].id.clone(),
+                    NotDelivered::GroupInterrupted { after },
+                    retry_later,
+                );
+                i += 1;
+                continue;
+            }
             let mut end = i + 1;
             while group.is_some()
                 && end < pending.len()
@@ -827,7 +880,7 @@ impl<'a> Cx<'a> {
     fn start_large_object(&mut self, q: &'a QueuedOperation, max: usize) -> Fill {
         let Some(payload) = self.payload_of(q) else {
             self.st.sent_ops.push(q.id.clone());
-            self.not_delivered(q.id.clone(), NotDelivered::MessageTooSmall, false);
+            self.large_object_failed(q.id.clone(), NotDelivered::MessageTooSmall, false);
             return Fill::Done;
         };
         let enc = self.inp.encoding;
@@ -835,7 +888,7 @@ impl<'a> Cx<'a> {
             && transmitted_size(payload.len(), enc) > limit
         {
             self.st.sent_ops.push(q.id.clone());
-            self.not_delivered(q.id.clone(), NotDelivered::TooLargeForDevice, false);
+            self.large_object_failed(q.id.clone(), NotDelivered::TooLargeForDevice, false);
             return Fill::Done;
         }
         match self.st.large_object_support {
@@ -856,7 +909,11 @@ impl<'a> Cx<'a> {
             }
             Some(false) => {
                 self.st.sent_ops.push(q.id.clone());
-                self.not_delivered(q.id.clone(), NotDelivered::LargeObjectsUnsupported, false);
+                self.large_object_failed(
+                    q.id.clone(),
+                    NotDelivered::LargeObjectsUnsupported,
+                    false,
+                );
                 return Fill::Done;
             }
             Some(true) => {}
@@ -879,7 +936,7 @@ impl<'a> Cx<'a> {
                 self.st.sent_ops.pop();
                 return Fill::Deferred;
             }
-            self.not_delivered(q.id.clone(), NotDelivered::MessageTooSmall, false);
+            self.large_object_failed(q.id.clone(), NotDelivered::MessageTooSmall, false);
         }
         Fill::Done
     }
@@ -908,7 +965,7 @@ impl<'a> Cx<'a> {
                 let max = self.max_msg();
                 if !self.send_chunk(p, max) {
                     self.st.outgoing = None;
-                    self.not_delivered(op_id, NotDelivered::MessageTooSmall, true);
+                    self.large_object_failed(op_id, NotDelivered::MessageTooSmall, true);
                     self.reply.msg.body.final_ = true;
                 }
             }
@@ -930,7 +987,7 @@ impl<'a> Cx<'a> {
                     }],
                 }));
                 self.track(id, Purpose::Other);
-                self.not_delivered(
+                self.large_object_failed(
                     op_id,
                     NotDelivered::LargeObjectFailed { status: None },
                     true,

@@ -21,7 +21,8 @@ pub use engine::handle;
 pub use ops::{Operation, QueuedOperation, Value, ValueData};
 pub use refusal::refusal;
 pub use state::{
-    CachedReply, Incoming, Outgoing, OwedStatus, Phase, Purpose, SentCommand, SessionState,
+    BrokenGroup, CachedReply, Incoming, Outgoing, OwedStatus, Phase, Purpose, SentCommand,
+    SessionState,
 };
 
 use crate::dm::Encoding;

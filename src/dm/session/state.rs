@@ -52,6 +52,15 @@ pub struct OwedStatus {
     pub code: StatusCode,
 }
 
+/// A sequence group whose Large Object failed: its later members are held back.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BrokenGroup {
+    pub group: String,
+    /// The Large Object operation that failed.
+    pub after: String,
+    pub retry_later: bool,
+}
+
 /// A Large Object being sent (one at a time, brief 1.13).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Outgoing {
@@ -117,6 +126,9 @@ pub struct SessionState {
     /// next messages (Alert 1222, without Final) ask for the rest rather than reopen it.
     #[serde(default)]
     pub device_package_closed: bool,
+    /// Sequence groups interrupted by a failed Large Object in this session.
+    #[serde(default)]
+    pub broken_groups: Vec<BrokenGroup>,
     /// Operations already sent in this session (never sent twice).
     pub sent_ops: Vec<String>,
     pub outgoing: Option<Outgoing>,

@@ -3,6 +3,7 @@
 
 mod engine;
 mod golden;
+mod groups;
 mod lo_sim;
 mod props;
 mod split;
