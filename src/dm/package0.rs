@@ -66,6 +66,10 @@ pub enum Package0Error {
     BadVersion(u16),
     #[error("server identifier is not valid text")]
     BadServerId,
+    /// A received notification whose version is not 11; DM 1.2 devices must ignore it
+    /// (brief 4.1, libdmclient rejects it too).
+    #[error("notification version {0}, DM 1.2 uses 11")]
+    UnsupportedVersion(u16),
 }
 
 /// The `SessionID` a device uses after this trigger: uppercase hex, no leading zeros
@@ -125,6 +129,8 @@ pub struct ParsedPackage0 {
 }
 
 impl ParsedPackage0 {
+    /// Parses a notification; refuses any version other than [`NOTIFICATION_VERSION`] with
+    /// [`Package0Error::UnsupportedVersion`].
     pub fn parse(bytes: &[u8]) -> Result<Self, Package0Error> {
         if bytes.len() < 24 {
             return Err(Package0Error::Truncated);
@@ -134,6 +140,9 @@ impl ParsedPackage0 {
             .map_err(|_| Package0Error::Truncated)?;
         let t = &bytes[16..];
         let head = u16::from_be_bytes([t[0], t[1]]);
+        if head >> 6 != NOTIFICATION_VERSION {
+            return Err(Package0Error::UnsupportedVersion(head >> 6));
+        }
         let len = usize::from(t[7]);
         let id = t.get(8..8 + len).ok_or(Package0Error::Truncated)?;
         let server_id = std::str::from_utf8(id)
@@ -162,20 +171,22 @@ impl ParsedPackage0 {
         constant_time_eq(&digest(server, nonce, &self.trigger), &self.digest)
     }
 
-    /// Device-side check with the resynchronisation fallbacks Sprint uses (brief 4.2): the
-    /// stored nonce decoded and raw, then `AAAAAA==` decoded (4 zero bytes) and raw. Returns
-    /// the index of the candidate that matched.
+    /// Device-side check with the resynchronisation fallbacks (brief 4.2, 2.5): Sprint's
+    /// stored nonce decoded and raw, then `AAAAAA==` decoded (4 zero bytes) and raw, then
+    /// libdmclient's default, the ten ASCII characters `0x00000000`. Returns the index of the
+    /// candidate that matched.
     pub fn verify_with_fallbacks(
         &self,
         server: &CredentialHash,
         stored_next_nonce_b64: &str,
     ) -> Option<usize> {
         let decoded = crate::dm::auth::Nonce::from_next_nonce(stored_next_nonce_b64).0;
-        let candidates: [&[u8]; 4] = [
+        let candidates: [&[u8]; 5] = [
             &decoded,
             stored_next_nonce_b64.as_bytes(),
             &[0, 0, 0, 0],
             b"AAAAAA==",
+            b"0x00000000",
         ];
         candidates.iter().position(|n| self.verify(server, n))
     }

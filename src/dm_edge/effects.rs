@@ -130,5 +130,8 @@ fn not_delivered_reason(reason: &NotDelivered) -> String {
         },
         NotDelivered::NoStatus => "device sent no status".into(),
         NotDelivered::SessionAborted => "session aborted".into(),
+        NotDelivered::GroupInterrupted { after } => {
+            format!("held back: Large Object {after} earlier in its sequence group failed")
+        }
     }
 }

@@ -178,7 +178,9 @@ impl ClientSession<'_> {
         let body = encode(&msg, self.enc);
         self.report.messages += 1;
         self.report.bytes_sent += body.len() as u64;
-        self.sent_final = msg.body.final_;
+        // Asking for the rest of the server's package does not reopen ours.
+        let only_asking = need_1222 && self.outbox.is_empty() && self.outgoing.is_none();
+        self.sent_final = msg.body.final_ || (self.sent_final && only_asking);
         self.next_msg_id += 1;
         Ok(HttpRequest {
             url: self.url.clone(),

@@ -4,7 +4,7 @@
 use md5::{Digest, Md5};
 
 use crate::dm::auth::{CredentialHash, constant_time_eq, md5_b64};
-use crate::dm::package0::{NOTIFICATION_VERSION, ParsedPackage0};
+use crate::dm::package0::{NOTIFICATION_VERSION, Package0Error, ParsedPackage0};
 
 use super::device::SimDevice;
 
@@ -64,8 +64,10 @@ impl SimDevice {
         &self,
         bytes: &[u8],
     ) -> Result<(u16, NonceCandidate), NotificationError> {
-        let p = ParsedPackage0::parse(bytes)
-            .map_err(|e| NotificationError::Malformed(e.to_string()))?;
+        let p = ParsedPackage0::parse(bytes).map_err(|e| match e {
+            Package0Error::UnsupportedVersion(v) => NotificationError::BadVersion(v),
+            e => NotificationError::Malformed(e.to_string()),
+        })?;
         let n = &p.notification;
         if n.version != NOTIFICATION_VERSION {
             return Err(NotificationError::BadVersion(n.version));

@@ -118,7 +118,8 @@ pub struct ClientSession<'d> {
     pub(crate) outbox: VecDeque<Command>,
     pub(crate) outgoing: Option<OutgoingObject>,
     pub(crate) incoming: Option<IncomingObject>,
-    /// Our last message carried Final.
+    /// Our package is closed: our last message carried Final, or it only asked for the rest
+    /// of the server's package (Alert 1222) after one that did.
     pub(crate) sent_final: bool,
     /// The server's package is still open (its last message had no Final and no 1222): our
     /// next message asks for more with Alert 1222 and may not carry Final.
@@ -538,8 +539,17 @@ impl<'d> ClientSession<'d> {
         if server_final && self.incoming.take().is_some() {
             self.error("server closed its package with a Large Object unfinished");
         }
-        if !server_final && !server_wants_next && !has_commands {
-            self.error("server message without Final, commands or Alert 1222");
+        // A server package may span messages (brief 1.6): a part without Final must still
+        // carry something, commands or Statuses beyond the SyncHdr's; we ask for the rest.
+        let carries_statuses = msg
+            .body
+            .commands
+            .iter()
+            .filter(|c| matches!(c, Command::Status(_)))
+            .count()
+            > 1;
+        if !server_final && !server_wants_next && !has_commands && !carries_statuses {
+            self.error("server message without Final, commands, Statuses or Alert 1222");
         }
         if server_wants_next && !server_final && self.outbox.is_empty() && self.outgoing.is_none() {
             self.error("Alert 1222 from the server although our package was complete");

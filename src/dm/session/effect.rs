@@ -86,6 +86,9 @@ pub enum NotDelivered {
     NoStatus,
     /// The session was aborted (Alert 1223) before the command completed.
     SessionAborted,
+    /// Held back: it follows Large Object `after` in its sequence group, and that object was
+    /// not delivered. `retry_later` follows the object's.
+    GroupInterrupted { after: String },
 }
 
 /// A recorded device alert.

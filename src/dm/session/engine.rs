@@ -10,7 +10,10 @@ use super::effect::{
 };
 use super::ops::{Operation, QueuedOperation, ValueData};
 use super::reply::Reply;
-use super::state::{CachedReply, Incoming, Outgoing, Phase, Purpose, SentCommand, SessionState};
+use super::state::{
+    BrokenGroup, CachedReply, Incoming, Outgoing, OwedStatus, Phase, Purpose, SentCommand,
+    SessionState,
+};
 use super::{Inbound, Outbound};
 use crate::dm::auth::{NonceSource, md5_b64};
 use crate::dm::large_object::{
@@ -60,9 +63,9 @@ struct Cx<'a> {
     our_msg_id: u32,
     now_ms: i64,
     header_code: StatusCode,
-    /// The device acknowledged our last chunk with 213.
-    chunk_acked: bool,
     device_aborted: bool,
+    /// The device sent Alert 1222: it asks for the rest of our package.
+    device_asks_next: bool,
     server_rejected: bool,
     outcome: Option<SessionOutcome>,
 }
@@ -107,8 +110,8 @@ impl<'a> Cx<'a> {
             our_msg_id,
             now_ms,
             header_code: StatusCode::OK,
-            chunk_acked: false,
             device_aborted: false,
+            device_asks_next: false,
             server_rejected: false,
             outcome: None,
         }
@@ -144,6 +147,10 @@ impl<'a> Cx<'a> {
                 self.header_code = status;
                 self.reply.header_status(msg, status, Some(chal));
                 self.answer_all(status);
+                // The device restarts its package with credentials (brief 2.5.2), so
+                // statuses that do not fit are not owed any more.
+                self.flush_owed(Tail::None);
+                self.st.owed_statuses.clear();
                 self.st.phase = Phase::Authenticating;
                 self.reply.msg.body.final_ = true;
                 return;
@@ -152,6 +159,9 @@ impl<'a> Cx<'a> {
                 self.header_code = status;
                 self.reply.header_status(msg, status, None);
                 self.answer_all(status);
+                // The session ends: what does not fit can never be sent.
+                self.flush_owed(Tail::None);
+                self.st.owed_statuses.clear();
                 self.end(SessionOutcome::AuthenticationFailed);
                 return;
             }
@@ -208,8 +218,7 @@ impl<'a> Cx<'a> {
         let msg = self.msg();
         for c in &msg.body.commands {
             if !matches!(c, Command::Status(_) | Command::Results(_)) {
-                self.reply
-                    .status(&msg.hdr.msg_id, c.cmd_id(), c.name(), code);
+                self.owe(&msg.hdr.msg_id, c.cmd_id(), c.name(), code);
             }
         }
     }
@@ -240,7 +249,7 @@ impl<'a> Cx<'a> {
             Command::Unknown(_) => StatusCode::OPTIONAL_FEATURE_NOT_SUPPORTED,
         };
         if !no_resp(c) {
-            self.reply.status(msg_id, c.cmd_id(), c.name(), code);
+            self.owe(msg_id, c.cmd_id(), c.name(), code);
         }
     }
 
@@ -275,9 +284,11 @@ impl<'a> Cx<'a> {
 
     fn on_alert(&mut self, a: &Alert) -> StatusCode {
         match a.data {
-            AlertCode::SERVER_INITIATED_MGMT
-            | AlertCode::CLIENT_INITIATED_MGMT
-            | AlertCode::NEXT_MESSAGE => StatusCode::OK,
+            AlertCode::SERVER_INITIATED_MGMT | AlertCode::CLIENT_INITIATED_MGMT => StatusCode::OK,
+            AlertCode::NEXT_MESSAGE => {
+                self.device_asks_next = true;
+                StatusCode::OK
+            }
             AlertCode::SESSION_ABORT => {
                 self.device_aborted = true;
                 StatusCode::OK
@@ -285,7 +296,7 @@ impl<'a> Cx<'a> {
             AlertCode::NO_END_OF_DATA => {
                 // The device gave up on our chunked object (or on sending its own).
                 if let Some(o) = self.st.outgoing.take() {
-                    self.not_delivered(
+                    self.large_object_failed(
                         o.op_id,
                         NotDelivered::LargeObjectFailed { status: None },
                         true,
@@ -371,12 +382,10 @@ impl<'a> Cx<'a> {
                 op_id,
                 last_chunk: false,
             } => {
-                if s.data == StatusCode::CHUNKED_ITEM_ACCEPTED {
-                    self.chunk_acked = true;
-                } else {
+                if s.data != StatusCode::CHUNKED_ITEM_ACCEPTED {
                     // 424, 413, 412, 400, …: the object failed; retry from scratch later.
                     self.st.outgoing = None;
-                    self.not_delivered(
+                    self.large_object_failed(
                         op_id,
                         NotDelivered::LargeObjectFailed {
                             status: Some(s.data),
@@ -502,8 +511,29 @@ impl<'a> Cx<'a> {
         }
         // Results get a Status only when it is not a plain 200 (brief 1.6).
         if code != StatusCode::OK {
-            self.reply.status(msg_id, &r.cmd_id, "Results", code);
+            self.owe(msg_id, &r.cmd_id, "Results", code);
         }
+    }
+
+    /// A Large Object (or a command too big to send) was not delivered. The members of its
+    /// sequence group that come after it are held back (see `fill_from_queue`).
+    fn large_object_failed(&mut self, op_id: String, reason: NotDelivered, retry_later: bool) {
+        let group = self
+            .inp
+            .queue
+            .iter()
+            .find(|q| q.id == op_id)
+            .and_then(|q| q.sequence_group.clone());
+        if let Some(group) = group
+            && !self.st.broken_groups.iter().any(|b| b.group == group)
+        {
+            self.st.broken_groups.push(BrokenGroup {
+                group,
+                after: op_id.clone(),
+                retry_later,
+            });
+        }
+        self.not_delivered(op_id, reason, retry_later);
     }
 
     fn not_delivered(&mut self, op_id: String, reason: NotDelivered, retry_later: bool) {
@@ -517,47 +547,63 @@ impl<'a> Cx<'a> {
     // ---- what to send ------------------------------------------------------------------
 
     fn decide(&mut self) {
+        // Our Cred counts towards the size of everything measured below.
+        self.reply.msg.hdr.cred = server_cred(&self.st, self.inp.device);
         if self.device_aborted {
-            // Status for SyncHdr and the Alert, no commands, Final (brief 1.6).
+            // Status for SyncHdr and the Alert, no commands, Final (brief 1.6). The session
+            // ends, so statuses that do not fit are dropped.
             self.drop_in_flight(NotDelivered::SessionAborted);
+            self.flush_owed(Tail::None);
+            self.st.owed_statuses.clear();
             self.end(SessionOutcome::AbortedByDevice);
             return;
         }
         if self.server_rejected {
             self.drop_in_flight(NotDelivered::SessionAborted);
+            self.flush_owed(Tail::Abort);
+            self.st.owed_statuses.clear();
             let id = self.reply.cmd_id();
-            self.reply.push(Command::Alert(Alert {
-                cmd_id: Id::from(id),
-                no_resp: false,
-                cred: None,
-                data: AlertCode::SESSION_ABORT,
-                correlator: None,
-                items: Vec::new(),
-            }));
+            self.reply.push(abort_alert(id));
             self.end(SessionOutcome::ServerAuthenticationRejected);
             return;
         }
+        // A device asking for the rest of our package (Alert 1222, no Final) has answered
+        // all of it so far; its own package does not continue (brief 1.6).
+        if self.msg().body.final_ || self.device_asks_next {
+            self.st.device_package_closed = true;
+        }
         // Our package is open while a chunked object is in flight: continue it.
         if self.st.outgoing.is_some() {
-            if self.chunk_acked {
-                self.send_next_chunk();
+            if self.last_chunk_acked() {
+                if self.flush_owed(Tail::None) {
+                    self.send_next_chunk();
+                }
+                // Else this message carries statuses only, without Final; the device asks
+                // for more and gets the next chunk then.
                 return;
             }
             // No 213 for the chunk: the transfer is broken.
             if let Some(o) = self.st.outgoing.take() {
-                self.not_delivered(
+                self.large_object_failed(
                     o.op_id,
                     NotDelivered::LargeObjectFailed { status: None },
                     true,
                 );
             }
         }
-        if !self.msg().body.final_ {
+        if !self.st.device_package_closed {
             // The device's package continues: ask for the next message, no Final (1.6).
+            self.flush_owed(Tail::NextMessage);
             self.alert_next_message();
             return;
         }
-        // The device closed its package: every command we sent should have its Status now.
+        // The device closed its package. Our answer to it may need several messages
+        // (brief 1.6): send the statuses that fit without Final; the device asks for the
+        // rest with Alert 1222, and new commands only follow the last owed status.
+        if !self.flush_owed(Tail::None) {
+            return;
+        }
+        // Every command we sent should have its Status now.
         for s in std::mem::take(&mut self.st.outstanding) {
             if let Purpose::Operation { op_id, .. } = s.purpose
                 && !s.answered
@@ -565,7 +611,12 @@ impl<'a> Cx<'a> {
                 self.not_delivered(op_id, NotDelivered::NoStatus, true);
             }
         }
-        self.fill_from_queue();
+        if self.fill_from_queue() == Fill::Deferred {
+            // The next command fits a message of its own but not after these statuses:
+            // this part goes without Final, the command follows when the device asks.
+            return;
+        }
+        self.st.device_package_closed = false;
         if self.reply.has_commands() {
             if self.st.outgoing.is_none() {
                 self.reply.msg.body.final_ = true;
@@ -574,6 +625,75 @@ impl<'a> Cx<'a> {
             // Nothing left that needs an answer: this reply ends the session.
             self.end(SessionOutcome::Completed);
         }
+    }
+
+    /// Records a Status owed for device command `cmd_ref` of message `msg_ref`; it goes into
+    /// a message by [`flush_owed`](Self::flush_owed).
+    fn owe(&mut self, msg_ref: &Id, cmd_ref: &Id, cmd: &str, code: StatusCode) {
+        self.st.owed_statuses.push(OwedStatus {
+            msg_ref: msg_ref.0.clone(),
+            cmd_ref: cmd_ref.0.clone(),
+            cmd: cmd.to_owned(),
+            code,
+        });
+    }
+
+    /// Moves owed statuses into the reply, oldest first, as many as fit the device's
+    /// MaxMsgSize together with `tail` and Final, measured on the encoded message. Returns
+    /// true when none is left over.
+    fn flush_owed(&mut self, tail: Tail) -> bool {
+        if self.st.owed_statuses.is_empty() {
+            return true;
+        }
+        let max = self.max_msg();
+        let owed = std::mem::take(&mut self.st.owed_statuses);
+        let first_id = self.reply.peek_cmd_id();
+        let with = |k: usize| {
+            let mut m = self.reply.msg.clone();
+            let mut id = first_id;
+            for o in &owed[..k] {
+                m.body.commands.push(owed_status(o, id));
+                id += 1;
+            }
+            match tail {
+                Tail::None => {}
+                Tail::NextMessage => m.body.commands.push(next_message_alert(id)),
+                Tail::Abort => m.body.commands.push(abort_alert(id)),
+            }
+            m.body.final_ = true;
+            m
+        };
+        let fits = |k: usize| encode(&with(k), self.inp.encoding).len() <= max;
+        // Statuses only grow the message: the largest count that fits, by bisection.
+        let (mut lo, mut hi) = (0, owed.len());
+        if fits(hi) {
+            lo = hi;
+        }
+        while lo < hi {
+            let mid = lo + (hi - lo).div_ceil(2);
+            if fits(mid) {
+                lo = mid;
+            } else {
+                hi = mid - 1;
+            }
+        }
+        for o in &owed[..lo] {
+            let id = self.reply.cmd_id();
+            self.reply.push(owed_status(o, id));
+        }
+        self.st.owed_statuses = owed[lo..].to_vec();
+        self.st.owed_statuses.is_empty()
+    }
+
+    /// The chunk we sent last was acknowledged with 213 (or none is waiting for one).
+    fn last_chunk_acked(&self) -> bool {
+        let Some(o) = &self.st.outgoing else {
+            return true;
+        };
+        !self.st.outstanding.iter().any(|s| {
+            !s.answered
+                && matches!(&s.purpose, Purpose::Operation { op_id, last_chunk: false } if *op_id == o.op_id)
+        })
     }
 
     fn drop_in_flight(&mut self, reason: NotDelivered) {
@@ -592,14 +712,7 @@ impl<'a> Cx<'a> {
 
     fn alert_next_message(&mut self) {
         let id = self.reply.cmd_id();
-        self.reply.push(Command::Alert(Alert {
-            cmd_id: Id::from(id),
-            no_resp: false,
-            cred: None,
-            data: AlertCode::NEXT_MESSAGE,
-            correlator: None,
-            items: Vec::new(),
-        }));
+        self.reply.push(next_message_alert(id));
         self.track(id, Purpose::Other);
     }
 
@@ -627,7 +740,18 @@ impl<'a> Cx<'a> {
         })
     }
 
-    fn fill_from_queue(&mut self) {
+    /// Adds queued operations while they fit. Consecutive members of a sequence group go in
+    /// one `Sequence` when they fit one message; otherwise one package each, in order.
+    ///
+    /// Ordering around a Large Object in a group (its chunks travel outside any Sequence,
+    /// brief 3.1): a Large Object only starts in a message without other commands, so the
+    /// members before it went in earlier packages and their Statuses came back (the device
+    /// closed its package) before its first chunk; while it is in flight only its chunks are
+    /// sent, so the members after it go at the earliest in the package that follows the
+    /// device's acknowledgement of its last chunk. If the object is not delivered (refused,
+    /// too large, no Large Object support, transfer broken), the members after it are held
+    /// back and reported `GroupInterrupted`, retried later exactly when the object is.
+    fn fill_from_queue(&mut self) -> Fill {
         let pending: Vec<&'a QueuedOperation> = self
             .inp
             .queue
@@ -638,6 +762,19 @@ impl<'a> Cx<'a> {
         let mut i = 0;
         while i < pending.len() {
             let group = pending[i].sequence_group.as_ref();
+            if let Some(b) =
+                group.and_then(|g| self.st.broken_groups.iter().find(|b| b.group == *g))
+            {
+                let (after, retry_later) = (b.after.clone(), b.retry_later);
+                self.st.sent_ops.push(pending[i].id.clone());
+                self.not_delivered(
+                    pending[i].id.clone(),
+                    NotDelivered::GroupInterrupted { after },
+                    retry_later,
+                );
+                i += 1;
+                continue;
+            }
             let mut end = i + 1;
             while group.is_some()
                 && end < pending.len()
@@ -650,7 +787,7 @@ impl<'a> Cx<'a> {
                 continue;
             }
             if end - i > 1 && self.reply.has_commands() {
-                return; // the whole Sequence goes into the next package
+                return Fill::Done; // the whole Sequence goes into the next package
             }
             // A single operation (or a group too big for one message: sent one by one, still
             // in order because each package waits for the previous one's statuses).
@@ -659,16 +796,38 @@ impl<'a> Cx<'a> {
                 continue;
             }
             if self.reply.has_commands() {
-                return;
+                return Fill::Done;
+            }
+            let q = pending[i];
+            // Too big only because of the statuses before it: the next message.
+            if self.crowded() && self.fits_after_header(&q.operation, max) {
+                return Fill::Deferred;
             }
             // Alone and still too big: a Large Object, or undeliverable.
-            let q = pending[i];
-            self.start_large_object(q, max);
+            if self.start_large_object(q, max) == Fill::Deferred {
+                return Fill::Deferred;
+            }
             if self.st.outgoing.is_some() || self.reply.has_commands() {
-                return;
+                return Fill::Done;
             }
             i += 1;
         }
+        Fill::Done
+    }
+
+    /// The reply carries statuses besides the SyncHdr's and one more (what the device's
+    /// Alert 1222 costs in the next message): holding a command back then makes progress.
+    fn crowded(&self) -> bool {
+        self.reply.msg.body.commands.len() > 2
+    }
+
+    /// Whether `op` fits a message holding only our header, two statuses and Final.
+    fn fits_after_header(&self, op: &Operation, max: usize) -> bool {
+        let mut m = self.reply.msg.clone();
+        m.body.commands.truncate(2);
+        m.body.commands.push(op_command(op, 3, self.inp.encoding));
+        m.body.final_ = true;
+        encode(&m, self.inp.encoding).len() <= max
     }
 
     /// Adds `ops` (wrapped in a Sequence when more than one) if the message still fits.
@@ -718,40 +877,44 @@ impl<'a> Cx<'a> {
         true
     }
 
-    fn start_large_object(&mut self, q: &'a QueuedOperation, max: usize) {
+    fn start_large_object(&mut self, q: &'a QueuedOperation, max: usize) -> Fill {
         let Some(payload) = self.payload_of(q) else {
             self.st.sent_ops.push(q.id.clone());
-            self.not_delivered(q.id.clone(), NotDelivered::MessageTooSmall, false);
-            return;
+            self.large_object_failed(q.id.clone(), NotDelivered::MessageTooSmall, false);
+            return Fill::Done;
         };
         let enc = self.inp.encoding;
         if let Some(limit) = self.st.device_max_obj_size
             && transmitted_size(payload.len(), enc) > limit
         {
             self.st.sent_ops.push(q.id.clone());
-            self.not_delivered(q.id.clone(), NotDelivered::TooLargeForDevice, false);
-            return;
+            self.large_object_failed(q.id.clone(), NotDelivered::TooLargeForDevice, false);
+            return Fill::Done;
         }
         match self.st.large_object_support {
             None => {
                 // Ask before chunking: libdmclient claims LrgObj yet ignores MoreData, so an
                 // explicit `true` is the minimum (brief 3.4).
+                let probe = Operation::Get {
+                    uri: "./DevDetail/LrgObj".into(),
+                };
+                if self.crowded() && !self.fits_with(&probe, max) {
+                    return Fill::Deferred;
+                }
                 let id = self.reply.cmd_id();
-                self.reply.push(op_command(
-                    &Operation::Get {
-                        uri: "./DevDetail/LrgObj".into(),
-                    },
-                    id,
-                    enc,
-                ));
+                self.reply.push(op_command(&probe, id, enc));
                 self.track(id, Purpose::LrgObjProbe);
                 self.reply.msg.body.final_ = true;
-                return;
+                return Fill::Done;
             }
             Some(false) => {
                 self.st.sent_ops.push(q.id.clone());
-                self.not_delivered(q.id.clone(), NotDelivered::LargeObjectsUnsupported, false);
-                return;
+                self.large_object_failed(
+                    q.id.clone(),
+                    NotDelivered::LargeObjectsUnsupported,
+                    false,
+                );
+                return Fill::Done;
             }
             Some(true) => {}
         }
@@ -768,8 +931,24 @@ impl<'a> Cx<'a> {
         });
         if !self.send_chunk(payload, max) {
             self.st.outgoing = None;
-            self.not_delivered(q.id.clone(), NotDelivered::MessageTooSmall, false);
+            if self.crowded() {
+                // No room left after the statuses: start it in the next message.
+                self.st.sent_ops.pop();
+                return Fill::Deferred;
+            }
+            self.large_object_failed(q.id.clone(), NotDelivered::MessageTooSmall, false);
         }
+        Fill::Done
+    }
+
+    /// Whether `op` still fits the reply as it stands, with Final.
+    fn fits_with(&self, op: &Operation, max: usize) -> bool {
+        let mut m = self.reply.msg.clone();
+        m.body
+            .commands
+            .push(op_command(op, self.reply.peek_cmd_id(), self.inp.encoding));
+        m.body.final_ = true;
+        encode(&m, self.inp.encoding).len() <= max
     }
 
     fn send_next_chunk(&mut self) {
@@ -786,7 +965,7 @@ impl<'a> Cx<'a> {
                 let max = self.max_msg();
                 if !self.send_chunk(p, max) {
                     self.st.outgoing = None;
-                    self.not_delivered(op_id, NotDelivered::MessageTooSmall, true);
+                    self.large_object_failed(op_id, NotDelivered::MessageTooSmall, true);
                     self.reply.msg.body.final_ = true;
                 }
             }
@@ -808,7 +987,7 @@ impl<'a> Cx<'a> {
                     }],
                 }));
                 self.track(id, Purpose::Other);
-                self.not_delivered(
+                self.large_object_failed(
                     op_id,
                     NotDelivered::LargeObjectFailed { status: None },
                     true,
@@ -925,6 +1104,56 @@ impl<'a> Cx<'a> {
         };
         (out, self.fx)
     }
+}
+
+/// What must follow the owed statuses in the message being filled.
+#[derive(Debug, Clone, Copy)]
+enum Tail {
+    None,
+    NextMessage,
+    Abort,
+}
+
+/// How filling from the queue ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Fill {
+    Done,
+    /// A command was held back for the next message of this package.
+    Deferred,
+}
+
+fn simple_alert(cmd_id: u32, data: AlertCode) -> Command {
+    Command::Alert(Alert {
+        cmd_id: Id::from(cmd_id),
+        no_resp: false,
+        cred: None,
+        data,
+        correlator: None,
+        items: Vec::new(),
+    })
+}
+
+fn next_message_alert(cmd_id: u32) -> Command {
+    simple_alert(cmd_id, AlertCode::NEXT_MESSAGE)
+}
+
+fn abort_alert(cmd_id: u32) -> Command {
+    simple_alert(cmd_id, AlertCode::SESSION_ABORT)
+}
+
+fn owed_status(o: &OwedStatus, cmd_id: u32) -> Command {
+    Command::Status(Status {
+        cmd_id: Id::from(cmd_id),
+        msg_ref: Some(Id(o.msg_ref.clone())),
+        cmd_ref: Some(Id(o.cmd_ref.clone())),
+        cmd: o.cmd.clone(),
+        target_ref: Vec::new(),
+        source_ref: Vec::new(),
+        cred: None,
+        chal: None,
+        data: o.code,
+        items: Vec::new(),
+    })
 }
 
 fn no_resp(c: &Command) -> bool {

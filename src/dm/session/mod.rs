@@ -20,7 +20,10 @@ pub use effect::{AlertRecord, Effect, NotDelivered, ResultItem, SessionLogEntry,
 pub use engine::handle;
 pub use ops::{Operation, QueuedOperation, Value, ValueData};
 pub use refusal::refusal;
-pub use state::{CachedReply, Incoming, Outgoing, Phase, Purpose, SentCommand, SessionState};
+pub use state::{
+    BrokenGroup, CachedReply, Incoming, Outgoing, OwedStatus, Phase, Purpose, SentCommand,
+    SessionState,
+};
 
 use crate::dm::Encoding;
 use crate::dm::message::SyncML;

@@ -5,6 +5,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::dm::auth::{AuthType, Nonce};
 use crate::dm::large_object::{ObjectInfo, Reassembly};
+use crate::dm::message::StatusCode;
 
 /// Where the session stands (brief 1.13).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -39,6 +40,25 @@ pub enum Purpose {
     LrgObjProbe,
     /// Sequence wrappers, our Alerts: their statuses carry no outcome.
     Other,
+}
+
+/// A Status we owe the device that did not fit in our last message (brief 1.6): it goes
+/// first in our next message, in order, before anything new.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OwedStatus {
+    pub msg_ref: String,
+    pub cmd_ref: String,
+    pub cmd: String,
+    pub code: StatusCode,
+}
+
+/// A sequence group whose Large Object failed: its later members are held back.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BrokenGroup {
+    pub group: String,
+    /// The Large Object operation that failed.
+    pub after: String,
+    pub retry_later: bool,
 }
 
 /// A Large Object being sent (one at a time, brief 1.13).
@@ -99,6 +119,16 @@ pub struct SessionState {
     pub large_object_support: Option<bool>,
 
     pub outstanding: Vec<SentCommand>,
+    /// Statuses for device commands not sent yet because our message was full.
+    #[serde(default)]
+    pub owed_statuses: Vec<OwedStatus>,
+    /// The device closed its package (Final) and our answer to it is not complete yet: its
+    /// next messages (Alert 1222, without Final) ask for the rest rather than reopen it.
+    #[serde(default)]
+    pub device_package_closed: bool,
+    /// Sequence groups interrupted by a failed Large Object in this session.
+    #[serde(default)]
+    pub broken_groups: Vec<BrokenGroup>,
     /// Operations already sent in this session (never sent twice).
     pub sent_ops: Vec<String>,
     pub outgoing: Option<Outgoing>,

@@ -3,7 +3,9 @@
 
 mod engine;
 mod golden;
+mod groups;
 mod lo_sim;
 mod props;
+mod split;
 mod traps;
 mod vectors;

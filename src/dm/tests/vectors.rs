@@ -344,3 +344,38 @@ fn captured_testget_decodes_despite_1_1_public_id() {
         .0;
     assert_eq!(again, m);
 }
+
+#[test]
+fn package0_parse_rejects_versions_other_than_11() {
+    let srv = CredentialHash::compute("s", "p");
+    for version in [0u16, 10, 12, 0x3FF] {
+        let mut n = spec_notification(UiMode::Background, Initiator::Server);
+        n.version = version;
+        let bytes = n.build(&srv, b"n").unwrap();
+        assert_eq!(
+            ParsedPackage0::parse(&bytes),
+            Err(Package0Error::UnsupportedVersion(version)),
+            "version {version}"
+        );
+    }
+    // Distinct from the other parse errors, so a caller can tell a wrong version from junk.
+    assert_ne!(
+        Package0Error::UnsupportedVersion(12),
+        Package0Error::BadVersion(12)
+    );
+    assert_eq!(
+        ParsedPackage0::parse(&[0; 10]),
+        Err(Package0Error::Truncated)
+    );
+}
+
+#[test]
+fn package0_fallbacks_include_libdmclient_ascii_nonce() {
+    let srv = CredentialHash::compute("com.mgmtsrv.manage", "srvpwd");
+    let n = spec_notification(UiMode::NotSpecified, Initiator::Server);
+    let p = ParsedPackage0::parse(&n.build(&srv, b"0x00000000").unwrap()).unwrap();
+    // Not the stored nonce, not 4 zero bytes, not `AAAAAA==`: the ten ASCII characters.
+    assert_eq!(p.verify_with_fallbacks(&srv, "c3RhbGU="), Some(4));
+    let other = ParsedPackage0::parse(&n.build(&srv, b"0x00000001").unwrap()).unwrap();
+    assert_eq!(other.verify_with_fallbacks(&srv, "c3RhbGU="), None);
+}

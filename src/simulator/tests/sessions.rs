@@ -385,3 +385,56 @@ async fn basic_names_with_a_colon_authenticate() {
         .expect("a DevId with ':' as the basic name authenticates");
     assert!(s.report().errors.is_empty(), "{:?}", s.report().errors);
 }
+
+/// Brief 1.6 from the device's side: a device with a small MaxMsgSize sends more Generic
+/// Alerts than the server can answer in one message. Each server message must fit, the
+/// statuses come in several messages without Final (the device asks with Alert 1222), each
+/// alert is answered exactly once, and the server's Get only follows the last status.
+#[tokio::test]
+async fn statuses_beyond_one_message_are_split_across_the_server_package() {
+    for enc in [Encoding::Xml, Encoding::Wbxml] {
+        let peer = EnginePeer::new(server_config(16_384));
+        let id = "IMEI700";
+        peer.add_device(
+            record(id, AuthType::Md5, "devsecret", None),
+            vec![get("fw", "./DevDetail/FwV")],
+        );
+        let mut dev = device(id, enc, AuthType::Md5, None);
+        dev.profile.max_msg_size = 1500;
+        for i in 0..150 {
+            dev.pending_alerts.push(crate::simulator::PendingAlert {
+                correlator: Some(format!("job-{i}")),
+                source: "./FUMO/fw1".into(),
+                alert_type: crate::simulator::fumo_alert_type("Update"),
+                result_code: 200,
+            });
+        }
+        let r = session(&mut dev, &peer).await;
+        assert!(r.max_message_seen <= 1500, "{}", r.max_message_seen);
+        // Counted by the device, resends after the md5 challenge included.
+        assert!(r.generic_alerts_sent >= 150);
+        assert!(dev.pending_alerts.is_empty(), "every alert answered");
+        let alerts = peer
+            .effects()
+            .into_iter()
+            .filter(|e| matches!(e, Effect::Alert(_)))
+            .count();
+        assert_eq!(alerts, 150);
+        assert_eq!(results_for(&peer, "fw"), b"1.0.0");
+        // Several server messages carried statuses only, without Final.
+        let partial = peer.with(|s| {
+            s.log
+                .iter()
+                .filter(|(_, _, reply)| {
+                    !reply.body.final_
+                        && reply
+                            .body
+                            .commands
+                            .iter()
+                            .all(|c| matches!(c, Command::Status(_)))
+                })
+                .count()
+        });
+        assert!(partial >= 2, "{partial}");
+    }
+}
