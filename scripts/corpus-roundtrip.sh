@@ -57,7 +57,8 @@ for pair_dir in "$CORPUS"/*/; do
   api "$base/api/v1/packages/$package/download" -o "$work/pkg"
   old_arg=()
   [ "$kind" = delta ] && old_arg=(--old "$pair_dir/old")
-  "$BIN" package apply --pubkey "$work/key.pub" "${old_arg[@]}" "$work/pkg" --out "$work/out" >/dev/null
+  "$BIN" package apply --pubkey "$work/key.pub" "${old_arg[@]}" "$work/pkg" --out "$work/out" >/dev/null 2>"$work/apply.err" \
+    || { cat "$work/apply.err" >&2; exit 1; }
   same=no
   cmp -s "$work/out" "$pair_dir/new" && same=yes
   printf '| %s | %s | %s | %s | %s |\n' "$pair" "$kind" "$(stat -c %s "$work/pkg")" "$elapsed" "$same"
