@@ -142,7 +142,7 @@ impl DmEdge {
                 // Idle too long: close it and start a fresh session under the same id.
                 self.store
                     .sessions()
-                    .expire_idle(now - self.idle, now)
+                    .close(s.id, "idle_timeout", now)
                     .await?;
                 tracing::info!(device.id = %device.id, session.row = s.id, "idle DM session expired");
                 (SessionState::default(), None)

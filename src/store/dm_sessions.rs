@@ -155,6 +155,21 @@ impl<'a> SessionStore<'a> {
         Ok(())
     }
 
+    /// Closes one session with `reason` (if it is still open).
+    pub async fn close(&self, id: i64, reason: &str, now: DateTime<Utc>) -> Result<(), StoreError> {
+        dm_session::Entity::update_many()
+            .col_expr(dm_session::Column::EndedAt, Expr::value(now))
+            .col_expr(
+                dm_session::Column::EndReason,
+                Expr::value(reason.to_owned()),
+            )
+            .filter(dm_session::Column::Id.eq(id))
+            .filter(dm_session::Column::EndedAt.is_null())
+            .exec(self.db)
+            .await?;
+        Ok(())
+    }
+
     /// Closes sessions idle since before `cutoff`; returns how many.
     pub async fn expire_idle(
         &self,
