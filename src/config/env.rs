@@ -134,8 +134,8 @@ const VARIABLES: &[(&str, bool, Setter)] = &[
         c.dm.max_object_bytes = parse(var, &v)?;
         Ok(())
     }),
-    ("UPDRAFT_PUSH_WEBHOOK_URL", false, |c, _, v| {
-        c.dm.push_webhook_url = Some(v);
+    ("UPDRAFT_PUSH_WEBHOOK_URL", true, |c, _, v| {
+        c.dm.push_webhook_url = Some(SecretString::from(v));
         Ok(())
     }),
     ("UPDRAFT_NOTIFICATION_RETRY_SECS", false, |c, var, v| {

@@ -163,7 +163,9 @@ pub struct DmConfig {
     /// Largest object we send (our MaxObjSize); a device's own limit still applies.
     pub max_object_bytes: u64,
     /// HTTP webhook of an SMS / WAP-push gateway that delivers Package 0 to real devices.
-    pub push_webhook_url: Option<String>,
+    /// A secret: such URLs usually carry the gateway's credential, so it is never logged nor
+    /// written into a stored error.
+    pub push_webhook_url: Option<SecretString>,
     /// Package 0 is sent again at this interval until the device connects…
     pub notification_retry_secs: u64,
     /// …at most this many times.

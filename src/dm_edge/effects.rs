@@ -3,7 +3,7 @@
 use chrono::{DateTime, Utc};
 
 use crate::dm::session::{Effect, NotDelivered, SessionOutcome};
-use crate::store::{Device, Store, StoreError};
+use crate::store::{Device, StoreError, Tx};
 
 /// What the session log keeps of a message's effects.
 pub(super) struct Summary {
@@ -12,7 +12,7 @@ pub(super) struct Summary {
 }
 
 pub(super) async fn apply(
-    store: &Store,
+    store: &Tx,
     device: &Device,
     session_id: &str,
     effects: &[Effect],

@@ -13,8 +13,10 @@ use chrono::{DateTime, Utc};
 use crate::config::Config;
 use crate::dm::auth::{AuthType, CredentialHash, Nonce, NonceSource, StoredSecret};
 use crate::dm::message::StatusCode;
+use crate::dm::message::SyncML;
 use crate::dm::session::{
-    self, ClientCredentials, DeviceRecord, Inbound, ServerConfig, ServerCredentials, SessionState,
+    self, CachedReply, ClientCredentials, DeviceRecord, Inbound, Replay, ServerConfig,
+    ServerCredentials, SessionState,
 };
 use crate::dm::{DecodeError, Encoding, Limits};
 use crate::store::{Device, DeviceSecrets, SessionUpdate, Store, StoreError};
@@ -100,59 +102,141 @@ impl DmEdge {
         &self.server.limits
     }
 
-    /// Answers one device message.
+    /// Answers one device message. `resp_token` is the `s` query parameter of the request URL:
+    /// the per-session token our RespURI carries.
+    ///
+    /// The message is one atomic step: the engine runs on what was read, then one transaction
+    /// takes the device's message step (the optimistic lock, first), applies every effect and
+    /// writes the session row. A replica that loses the race for the same message writes
+    /// nothing and answers with the reply the winner stored.
     pub async fn handle(
         &self,
         body: &[u8],
         hmac_header: Option<&str>,
+        resp_token: Option<&str>,
         now: DateTime<Utc>,
     ) -> Result<DmReply, DmError> {
         let (message, encoding) =
             crate::dm::decode(body, &self.server.limits).map_err(DmError::NotSyncMl)?;
+        // One retry: the first attempt may have lost a race to another message of the device.
+        match self
+            .step(&message, encoding, body, hmac_header, resp_token, now)
+            .await
+        {
+            Err(DmError::Busy) => {
+                self.step(&message, encoding, body, hmac_header, resp_token, now)
+                    .await
+            }
+            other => other,
+        }
+    }
+
+    async fn step(
+        &self,
+        message: &SyncML,
+        encoding: Encoding,
+        body: &[u8],
+        hmac_header: Option<&str>,
+        resp_token: Option<&str>,
+        now: DateTime<Utc>,
+    ) -> Result<DmReply, DmError> {
         let dev_id = message.hdr.source.loc_uri.trim().to_owned();
         let session_id = message.hdr.session_id.clone();
+        let msg_id = message.hdr.msg_id.0.trim();
+        let refuse = |status: StatusCode| DmReply {
+            body: crate::dm::encode(
+                &session::refusal(message, status, &self.server.server_uri),
+                encoding,
+            ),
+            content_type: encoding.content_type(),
+            hmac_header: None,
+        };
 
         let Some((device, secrets)) = self.store.devices().by_dev_id(&dev_id).await? else {
             tracing::warn!(device.dev_id = %dev_id, "DM message from an unknown device refused");
-            let reply = session::refusal(
-                &message,
-                StatusCode::INVALID_CREDENTIALS,
-                &self.server.server_uri,
-            );
-            return Ok(DmReply {
-                body: crate::dm::encode(&reply, encoding),
-                content_type: encoding.content_type(),
-                hmac_header: None,
-            });
+            return Ok(refuse(StatusCode::INVALID_CREDENTIALS));
         };
         let record = device_record(&device, &secrets);
+        let request_md5 = crate::dm::auth::md5_b64(body);
 
-        let stored = self.store.sessions().open(&device.id, &session_id).await?;
-        let (state, version) = match stored {
-            Some(s) if now - s.updated_at <= self.idle => {
-                match SessionState::from_json(&s.state_json) {
-                    Ok(state) => (state, Some((s.id, s.version))),
-                    Err(err) => {
-                        tracing::error!(device.id = %device.id, error = %err, "unreadable session state; starting over");
-                        (SessionState::default(), None)
-                    }
+        // The session this message continues, if any; what must be closed before it starts.
+        let mut close_first: Option<(i64, &'static str)> = None;
+        let mut state = SessionState::default();
+        let mut version = None;
+        if let Some(s) = self.store.sessions().open(&device.id, &session_id).await? {
+            let loaded = match SessionState::from_json(&s.state_json) {
+                Ok(loaded) => loaded,
+                Err(err) => {
+                    // Nothing of it can be trusted: refuse, and close it so the device's next
+                    // session starts clean.
+                    tracing::error!(device.id = %device.id, session.row = s.id, error = %err, "unreadable DM session state; session closed, message refused");
+                    self.store
+                        .sessions()
+                        .close(s.id, "corrupt_state", now)
+                        .await?;
+                    return Ok(refuse(StatusCode::COMMAND_FAILED));
                 }
-            }
-            Some(s) => {
-                // Idle too long: close it and start a fresh session under the same id.
-                self.store
-                    .sessions()
-                    .close(s.id, "idle_timeout", now)
-                    .await?;
+            };
+            let repeat = matches!(
+                session::classify_replay(&loaded, msg_id, &request_md5),
+                Replay::Repeat(_)
+            );
+            if now - s.updated_at > self.idle {
                 tracing::info!(device.id = %device.id, session.row = s.id, "idle DM session expired");
-                (SessionState::default(), None)
+                close_first = Some((s.id, "idle_timeout"));
+            } else if msg_id == "1" && !repeat {
+                // A first message under a SessionID still open: the device started over.
+                close_first = Some((s.id, "superseded"));
+            } else if msg_id == "1"
+                && let Some(cached) = &loaded.last_reply
+            {
+                // Package 1 again (its reply was lost): it never had our RespURI.
+                return Ok(cached_reply(cached, encoding));
+            } else if !self.token_accepted(&device, &loaded, resp_token) {
+                tracing::warn!(
+                    device.id = %device.id,
+                    session.id = %session_id,
+                    dm.msg_id = msg_id,
+                    token.present = resp_token.is_some(),
+                    "DM message of a live session without its RespURI token refused"
+                );
+                return Ok(refuse(StatusCode::FORBIDDEN));
+            } else {
+                match session::classify_replay(&loaded, msg_id, &request_md5) {
+                    Replay::Repeat(cached) => return Ok(cached_reply(cached, encoding)),
+                    Replay::Stale => {
+                        tracing::warn!(device.id = %device.id, session.id = %session_id, dm.msg_id = msg_id, "DM message older than the last one answered refused");
+                        return Ok(refuse(StatusCode::BAD_REQUEST));
+                    }
+                    Replay::Fresh => {}
+                }
+                state = loaded;
+                version = Some((s.id, s.version));
             }
-            None => (SessionState::default(), None),
-        };
-        let queue = self.store.operations().queued_for(&device.id).await?;
+        } else if msg_id != "1" {
+            // The device repeating the message whose reply ended the session (that reply was
+            // lost): the same reply again.
+            if let Some(s) = self
+                .store
+                .sessions()
+                .latest(&device.id, &session_id)
+                .await?
+                && let Ok(ended) = SessionState::from_json(&s.state_json)
+                && let Replay::Repeat(cached) =
+                    session::classify_replay(&ended, msg_id, &request_md5)
+                && cached.request_md5 == request_md5
+                && self.token_accepted(&device, &ended, resp_token)
+            {
+                return Ok(cached_reply(cached, encoding));
+            }
+            // No live session for a later message: an expired session or a forged token.
+            tracing::warn!(device.id = %device.id, session.id = %session_id, dm.msg_id = msg_id, "DM message for no open session refused");
+            return Ok(refuse(StatusCode::NOT_FOUND));
+        }
 
+        let queue = self.store.operations().queued_for(&device.id).await?;
         let inbound = Inbound {
-            message: &message,
+            message,
             encoding,
             body,
             hmac_header,
@@ -163,7 +247,23 @@ impl DmEdge {
         let (outbound, effects) =
             session::handle(state, inbound, now.timestamp_millis(), &mut OsNonces);
 
-        let summary = effects::apply(&self.store, &device, &session_id, &effects, now).await?;
+        let tx = self.store.begin().await?;
+        // The optimistic check first: it is also the write that serialises this device's
+        // messages, so nothing below can interleave with another replica's step.
+        if !tx
+            .devices()
+            .take_message_step(&device.id, device.message_seq, now)
+            .await?
+        {
+            drop(tx);
+            return self
+                .lost_race(&device, &session_id, msg_id, &request_md5, encoding)
+                .await;
+        }
+        if let Some((row, reason)) = close_first {
+            tx.sessions().close(row, reason, now).await?;
+        }
+        let summary = effects::apply(&tx, &device, &session_id, &effects, now).await?;
         let update = SessionUpdate {
             state_json: outbound.state.to_json().expect("session state serialises"),
             encoding: encoding_name(encoding),
@@ -175,20 +275,14 @@ impl DmEdge {
                 .then(|| summary.end_reason.unwrap_or_else(|| "completed".to_owned())),
         };
         match version {
-            Some((id, version)) => {
-                self.store
-                    .sessions()
-                    .advance(id, version, update, now)
-                    .await?
-            }
+            Some((id, version)) => tx.sessions().advance(id, version, update, now).await?,
             None => {
-                self.store
-                    .sessions()
+                tx.sessions()
                     .start(&device.id, &session_id, update, now)
                     .await?;
             }
         }
-        self.store.devices().touch(&device.id, now).await?;
+        tx.commit().await?;
         tracing::info!(
             device.id = %device.id,
             device.dev_id = %dev_id,
@@ -204,6 +298,60 @@ impl DmEdge {
             hmac_header: outbound.hmac_header,
         })
     }
+
+    /// Whether a later message of a live session may continue it: it carries the session's
+    /// RespURI token, or the device is provisioned as one that ignores RespURI.
+    fn token_accepted(
+        &self,
+        device: &Device,
+        state: &SessionState,
+        presented: Option<&str>,
+    ) -> bool {
+        match (&state.resp_token, presented) {
+            (Some(expected), Some(presented)) => {
+                constant_time_eq(expected.as_bytes(), presented.as_bytes())
+            }
+            // A session we gave no RespURI (none configured) has no token to check.
+            (None, _) => true,
+            (Some(_), None) => device.ignores_resp_uri,
+        }
+    }
+
+    /// Another replica took this device's message step first. If it was this very message,
+    /// its stored reply is the answer (the same bytes, so the device sees one conversation);
+    /// otherwise the caller retries on the new state.
+    async fn lost_race(
+        &self,
+        device: &Device,
+        session_id: &str,
+        msg_id: &str,
+        request_md5: &str,
+        encoding: Encoding,
+    ) -> Result<DmReply, DmError> {
+        if let Some(s) = self.store.sessions().latest(&device.id, session_id).await?
+            && let Ok(state) = SessionState::from_json(&s.state_json)
+            && let Some(cached) = &state.last_reply
+            && cached.device_msg_id.trim() == msg_id
+            && cached.request_md5 == request_md5
+        {
+            tracing::info!(device.id = %device.id, session.id = %session_id, dm.msg_id = msg_id, "same DM message answered by another replica; its reply repeated");
+            return Ok(cached_reply(cached, encoding));
+        }
+        Err(DmError::Busy)
+    }
+}
+
+fn cached_reply(cached: &CachedReply, encoding: Encoding) -> DmReply {
+    DmReply {
+        body: cached.body.clone(),
+        content_type: encoding.content_type(),
+        hmac_header: cached.hmac_header.clone(),
+    }
+}
+
+/// Compares two secrets without leaking where they differ through timing.
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 fn encoding_name(encoding: Encoding) -> &'static str {

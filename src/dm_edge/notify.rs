@@ -11,6 +11,8 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use chrono::{DateTime, Utc};
 
+use secrecy::{ExposeSecret, SecretString};
+
 use crate::config::Config;
 use crate::dm::auth::{CredentialHash, Nonce};
 use crate::dm::package0::{Initiator, NOTIFICATION_VERSION, Notification, UiMode, session_id_text};
@@ -19,6 +21,9 @@ use crate::store::{Device, NotificationRecord, Store, StoreError};
 
 /// Content type of a Package 0 pushed over HTTP.
 pub const PACKAGE0_CONTENT_TYPE: &str = "application/vnd.syncml.notification";
+
+/// One delivery attempt's bound (the HTTP client's timeout).
+const ATTEMPT_TIMEOUT_SECS: u64 = 10;
 
 #[derive(Debug, thiserror::Error)]
 pub enum NotifyError {
@@ -32,7 +37,7 @@ pub enum NotifyError {
 pub struct Notifier {
     store: Store,
     http: reqwest::Client,
-    webhook: Option<String>,
+    webhook: Option<SecretString>,
     retry: Duration,
     max_attempts: u32,
 }
@@ -42,7 +47,7 @@ impl Notifier {
         Notifier {
             store,
             http: reqwest::Client::builder()
-                .timeout(Duration::from_secs(10))
+                .timeout(Duration::from_secs(ATTEMPT_TIMEOUT_SECS))
                 .build()
                 .expect("the HTTP client builds"),
             webhook: config.dm.push_webhook_url.clone(),
@@ -64,10 +69,12 @@ impl Notifier {
         getrandom::fill(&mut id).expect("the operating system's random source failed");
         // Session id 0 reads as "none" on some clients; keep clear of it.
         let session_id = u16::from_be_bytes(id).max(1);
+        // Created already claimed by this caller (the same lease the retrigger worker takes),
+        // so no replica's worker sends it again while this first attempt is under way.
         let record = self
             .store
             .notifications()
-            .create(&device.id, session_id, now)
+            .create(&device.id, session_id, now, self.lease_until(now))
             .await?;
         self.attempt(&record, now).await?;
         Ok(self
@@ -81,17 +88,22 @@ impl Notifier {
     /// One pass of the retrigger worker: every due notification is sent again, closed when the
     /// device has opened its session, or expired after the last attempt.
     pub async fn tick(&self, now: DateTime<Utc>) -> Result<usize, StoreError> {
-        let lease = now + chrono::Duration::from_std(self.retry).unwrap_or_default();
         let due = self
             .store
             .notifications()
-            .claim_due(now, lease, 100)
+            .claim_due(now, self.lease_until(now), 100)
             .await?;
         let count = due.len();
         for notification in due {
             self.attempt(&notification, now).await?;
         }
         Ok(count)
+    }
+
+    /// How long a claimed notification stays with its claimer: longer than one delivery
+    /// attempt can take (the HTTP client's timeout), so no other replica sends it meanwhile.
+    fn lease_until(&self, now: DateTime<Utc>) -> DateTime<Utc> {
+        now + chrono::Duration::seconds(ATTEMPT_TIMEOUT_SECS as i64 * 3)
     }
 
     async fn attempt(&self, n: &NotificationRecord, now: DateTime<Utc>) -> Result<(), StoreError> {
@@ -184,7 +196,14 @@ impl Notifier {
                     .map_err(|e| e.to_string())?;
                 return Ok(());
             }
-            return self.post(url, PACKAGE0_CONTENT_TYPE, bytes.to_vec()).await;
+            return self
+                .post(
+                    url,
+                    PACKAGE0_CONTENT_TYPE,
+                    bytes.to_vec(),
+                    "the device's push URL",
+                )
+                .await;
         }
         let Some(webhook) = &self.webhook else {
             return Err("no transport".into());
@@ -206,14 +225,22 @@ impl Notifier {
             },
         });
         self.post(
-            webhook,
+            webhook.expose_secret(),
             "application/json",
             serde_json::to_vec(&payload).expect("JSON"),
+            "the push webhook",
         )
         .await
     }
 
-    async fn post(&self, url: &str, content_type: &str, body: Vec<u8>) -> Result<(), String> {
+    /// POSTs `body`; an error names `what` was called, never its URL (URLs carry credentials).
+    async fn post(
+        &self,
+        url: &str,
+        content_type: &str,
+        body: Vec<u8>,
+        what: &str,
+    ) -> Result<(), String> {
         let response = self
             .http
             .post(url)
@@ -221,11 +248,11 @@ impl Notifier {
             .body(body)
             .send()
             .await
-            .map_err(|e| e.to_string())?;
+            .map_err(|e| format!("{what} failed: {}", e.without_url()))?;
         if response.status().is_success() {
             Ok(())
         } else {
-            Err(format!("{url} answered {}", response.status()))
+            Err(format!("{what} answered {}", response.status()))
         }
     }
 }

@@ -31,6 +31,11 @@ async fn read_limited(mut payload: web::Payload, limit: usize) -> Result<web::By
     Ok(body)
 }
 
+#[derive(serde::Deserialize)]
+struct RespUriQuery {
+    s: Option<String>,
+}
+
 async fn method_not_allowed() -> Result<HttpResponse, ApiError> {
     Err(ApiError::MethodNotAllowed(
         "the DM endpoint takes POST only".into(),
@@ -57,9 +62,13 @@ async fn dm_message(
         .headers()
         .get("x-syncml-hmac")
         .and_then(|v| v.to_str().ok());
+    // The session token our RespURI carries (`?s=`); absent on a session's first message.
+    let token = web::Query::<RespUriQuery>::from_query(req.query_string())
+        .ok()
+        .and_then(|q| q.into_inner().s);
     let reply = state
         .dm
-        .handle(&body, hmac, chrono::Utc::now())
+        .handle(&body, hmac, token.as_deref(), chrono::Utc::now())
         .await
         .map_err(|err| match err {
             DmError::NotSyncMl(decode) if decode.http_status() == 413 => {

@@ -9,6 +9,7 @@ use sea_orm::{
 use super::StoreError;
 use super::entity::device_alert;
 use crate::dm::session::AlertRecord;
+use sea_orm::{ConnectionTrait, TransactionTrait};
 
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
 pub struct StoredAlert {
@@ -25,12 +26,12 @@ pub struct StoredAlert {
     pub result_code: Option<i32>,
 }
 
-pub struct AlertStore<'a> {
-    db: &'a DatabaseConnection,
+pub struct AlertStore<'a, C = DatabaseConnection> {
+    db: &'a C,
 }
 
-impl<'a> AlertStore<'a> {
-    pub(super) fn new(db: &'a DatabaseConnection) -> Self {
+impl<'a, C: ConnectionTrait + TransactionTrait> AlertStore<'a, C> {
+    pub(super) fn new(db: &'a C) -> Self {
         AlertStore { db }
     }
 

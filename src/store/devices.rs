@@ -10,6 +10,7 @@ use sea_orm::{
 use super::StoreError;
 use super::entity::{device, device_node};
 use crate::dm::auth::AuthType;
+use sea_orm::{ConnectionTrait, TransactionTrait};
 
 /// What provisioning stores. Secrets arrive already in their stored form.
 #[derive(Debug, Clone)]
@@ -27,6 +28,9 @@ pub struct NewDevice {
     pub server_secret_sealed: Option<String>,
     /// Where Package 0 goes when pushed directly (simulators, lab devices).
     pub push_url: Option<String>,
+    /// The device's DM client does not follow RespURI, so later messages of a session
+    /// arrive without the session token (see `Device::ignores_resp_uri`).
+    pub ignores_resp_uri: bool,
 }
 
 /// What DevInfo and DevDetail told us.
@@ -55,6 +59,12 @@ pub struct Device {
     pub server_auth_type: AuthType,
     pub server_name: String,
     pub push_url: Option<String>,
+    /// Set at provisioning for DM clients known not to follow RespURI: their later messages
+    /// are accepted without the per-session token (HMAC devices still authenticate each one).
+    pub ignores_resp_uri: bool,
+    /// Bumped by every DM message the device's sessions take; the optimistic lock that makes
+    /// one message one atomic step across replicas.
+    pub message_seq: i64,
     pub inventory: Inventory,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
@@ -103,6 +113,8 @@ fn to_device(m: &device::Model) -> Result<Device, StoreError> {
         server_auth_type: auth(&m.server_auth_type)?,
         server_name: m.server_name.clone(),
         push_url: m.push_url.clone(),
+        ignores_resp_uri: m.ignores_resp_uri,
+        message_seq: m.message_seq,
         inventory: Inventory {
             manufacturer: m.manufacturer.clone(),
             model: m.model.clone(),
@@ -139,12 +151,12 @@ pub struct TreeNode {
     pub updated_at: DateTime<Utc>,
 }
 
-pub struct DeviceStore<'a> {
-    db: &'a DatabaseConnection,
+pub struct DeviceStore<'a, C = DatabaseConnection> {
+    db: &'a C,
 }
 
-impl<'a> DeviceStore<'a> {
-    pub(super) fn new(db: &'a DatabaseConnection) -> Self {
+impl<'a, C: ConnectionTrait + TransactionTrait> DeviceStore<'a, C> {
+    pub(super) fn new(db: &'a C) -> Self {
         DeviceStore { db }
     }
 
@@ -177,6 +189,8 @@ impl<'a> DeviceStore<'a> {
             created_at: Set(now),
             updated_at: Set(now),
             last_seen_at: Set(None),
+            message_seq: Set(0),
+            ignores_resp_uri: Set(new.ignores_resp_uri),
         }
         .insert(self.db)
         .await?;
@@ -262,13 +276,24 @@ impl<'a> DeviceStore<'a> {
         Ok(())
     }
 
-    pub async fn touch(&self, id: &str, now: DateTime<Utc>) -> Result<(), StoreError> {
-        device::Entity::update_many()
+    /// Takes the device's next DM message step: bumps its message sequence from `seen` (what
+    /// the caller read before running the engine) and its last-seen time. `false` when another
+    /// replica took a step since `seen`: the caller lost the race and must write nothing.
+    /// Run it first in the message's transaction: it is the write that serialises the device.
+    pub async fn take_message_step(
+        &self,
+        id: &str,
+        seen: i64,
+        now: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        let result = device::Entity::update_many()
+            .col_expr(device::Column::MessageSeq, Expr::value(seen + 1))
             .col_expr(device::Column::LastSeenAt, Expr::value(now))
             .filter(device::Column::Id.eq(id))
+            .filter(device::Column::MessageSeq.eq(seen))
             .exec(self.db)
             .await?;
-        Ok(())
+        Ok(result.rows_affected == 1)
     }
 
     pub async fn set_limits(

@@ -9,6 +9,7 @@ use sea_orm::{
 
 use super::StoreError;
 use super::entity::dm_session;
+use sea_orm::{ConnectionTrait, TransactionTrait};
 
 /// A session row: the serialised engine state and its optimistic-locking version.
 #[derive(Debug, Clone)]
@@ -18,6 +19,7 @@ pub struct StoredSession {
     pub version: i32,
     pub started_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+    pub ended: bool,
 }
 
 /// What one answered message adds to the session's row.
@@ -46,13 +48,40 @@ pub struct SessionLogLine {
     pub end_reason: Option<String>,
 }
 
-pub struct SessionStore<'a> {
-    db: &'a DatabaseConnection,
+fn stored(m: dm_session::Model) -> StoredSession {
+    StoredSession {
+        id: m.id,
+        state_json: m.state,
+        version: m.version,
+        started_at: m.started_at,
+        updated_at: m.updated_at,
+        ended: m.ended_at.is_some(),
+    }
 }
 
-impl<'a> SessionStore<'a> {
-    pub(super) fn new(db: &'a DatabaseConnection) -> Self {
+pub struct SessionStore<'a, C = DatabaseConnection> {
+    db: &'a C,
+}
+
+impl<'a, C: ConnectionTrait + TransactionTrait> SessionStore<'a, C> {
+    pub(super) fn new(db: &'a C) -> Self {
         SessionStore { db }
+    }
+
+    /// The newest session row `session_id` of a device, ended or not: where the loser of a
+    /// race for one message finds the reply the winner stored.
+    pub async fn latest(
+        &self,
+        device_id: &str,
+        session_id: &str,
+    ) -> Result<Option<StoredSession>, StoreError> {
+        Ok(dm_session::Entity::find()
+            .filter(dm_session::Column::DeviceId.eq(device_id))
+            .filter(dm_session::Column::SessionId.eq(session_id))
+            .order_by_desc(dm_session::Column::Id)
+            .one(self.db)
+            .await?
+            .map(stored))
     }
 
     /// The open (not ended) session `session_id` of a device, if any.
@@ -68,13 +97,7 @@ impl<'a> SessionStore<'a> {
             .order_by_desc(dm_session::Column::Id)
             .one(self.db)
             .await?
-            .map(|m| StoredSession {
-                id: m.id,
-                state_json: m.state,
-                version: m.version,
-                started_at: m.started_at,
-                updated_at: m.updated_at,
-            }))
+            .map(stored))
     }
 
     /// Starts a session row for the first message.

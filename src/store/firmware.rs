@@ -9,6 +9,7 @@ use sea_orm::{
 
 use super::StoreError;
 use super::entity::{firmware, package, package_job};
+use sea_orm::{ConnectionTrait, TransactionSession};
 
 /// A stored firmware image.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
@@ -69,12 +70,12 @@ pub struct FirmwareFilter {
     pub version: Option<String>,
 }
 
-pub struct FirmwareStore<'a> {
-    db: &'a DatabaseConnection,
+pub struct FirmwareStore<'a, C = DatabaseConnection> {
+    db: &'a C,
 }
 
-impl<'a> FirmwareStore<'a> {
-    pub(super) fn new(db: &'a DatabaseConnection) -> Self {
+impl<'a, C: ConnectionTrait + TransactionTrait> FirmwareStore<'a, C> {
+    pub(super) fn new(db: &'a C) -> Self {
         FirmwareStore { db }
     }
 

@@ -21,7 +21,7 @@ use std::time::Duration;
 use sea_orm::sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqliteSynchronous};
 use sea_orm::{
     ConnectOptions, ConnectionTrait, Database, DatabaseBackend, DatabaseConnection,
-    TransactionTrait,
+    DatabaseTransaction, TransactionTrait,
 };
 use secrecy::ExposeSecret;
 use updraft_migrations::{Migrator, MigratorTrait};
@@ -146,40 +146,12 @@ impl Store {
         }
     }
 
-    pub fn tokens(&self) -> TokenStore<'_> {
-        TokenStore::new(&self.db)
-    }
-
-    pub fn devices(&self) -> DeviceStore<'_> {
-        DeviceStore::new(&self.db)
-    }
-
-    pub fn sessions(&self) -> SessionStore<'_> {
-        SessionStore::new(&self.db)
-    }
-
-    pub fn operations(&self) -> OperationStore<'_> {
-        OperationStore::new(&self.db)
-    }
-
-    pub fn alerts(&self) -> AlertStore<'_> {
-        AlertStore::new(&self.db)
-    }
-
-    pub fn notifications(&self) -> NotificationStore<'_> {
-        NotificationStore::new(&self.db)
-    }
-
-    pub fn firmware(&self) -> FirmwareStore<'_> {
-        FirmwareStore::new(&self.db)
-    }
-
-    pub fn signing_keys(&self) -> SigningKeyStore<'_> {
-        SigningKeyStore::new(&self.db)
-    }
-
-    pub fn packages(&self) -> PackageStore<'_> {
-        PackageStore::new(&self.db)
+    /// Starts a unit of work: the same repositories, on one database transaction. Nothing it
+    /// writes is visible to others until [`Tx::commit`]; dropping it rolls everything back.
+    pub async fn begin(&self) -> Result<Tx, StoreError> {
+        Ok(Tx {
+            txn: self.db.begin().await?,
+        })
     }
 
     pub async fn close(self) -> Result<(), StoreError> {
@@ -187,6 +159,63 @@ impl Store {
         Ok(())
     }
 }
+
+/// A unit of work: every repository of [`Store`], on one transaction (see [`Store::begin`]).
+pub struct Tx {
+    txn: DatabaseTransaction,
+}
+
+impl Tx {
+    /// Makes every write of this unit of work visible at once.
+    pub async fn commit(self) -> Result<(), StoreError> {
+        self.txn.commit().await?;
+        Ok(())
+    }
+
+    /// Throws every write of this unit of work away (dropping the `Tx` does the same).
+    pub async fn rollback(self) -> Result<(), StoreError> {
+        self.txn.rollback().await?;
+        Ok(())
+    }
+}
+
+/// The repository accessors, the same on the pool ([`Store`]) and on a transaction ([`Tx`]).
+macro_rules! repositories {
+    ($on:ty, $field:ident, $conn:ty) => {
+        impl $on {
+            pub fn tokens(&self) -> TokenStore<'_, $conn> {
+                TokenStore::new(&self.$field)
+            }
+            pub fn devices(&self) -> DeviceStore<'_, $conn> {
+                DeviceStore::new(&self.$field)
+            }
+            pub fn sessions(&self) -> SessionStore<'_, $conn> {
+                SessionStore::new(&self.$field)
+            }
+            pub fn operations(&self) -> OperationStore<'_, $conn> {
+                OperationStore::new(&self.$field)
+            }
+            pub fn alerts(&self) -> AlertStore<'_, $conn> {
+                AlertStore::new(&self.$field)
+            }
+            pub fn notifications(&self) -> NotificationStore<'_, $conn> {
+                NotificationStore::new(&self.$field)
+            }
+            pub fn firmware(&self) -> FirmwareStore<'_, $conn> {
+                FirmwareStore::new(&self.$field)
+            }
+            pub fn signing_keys(&self) -> SigningKeyStore<'_, $conn> {
+                SigningKeyStore::new(&self.$field)
+            }
+            pub fn packages(&self) -> PackageStore<'_, $conn> {
+                PackageStore::new(&self.$field)
+            }
+        }
+    };
+}
+
+repositories!(Store, db, DatabaseConnection);
+repositories!(Tx, txn, DatabaseTransaction);
 
 fn sqlite_url(path: &Path) -> String {
     format!("sqlite://{}?mode=rwc", path.display())

@@ -9,6 +9,7 @@ use sea_orm::{
 
 use super::StoreError;
 use super::entity::notification;
+use sea_orm::{ConnectionTrait, TransactionTrait};
 
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
 pub struct NotificationRecord {
@@ -37,12 +38,12 @@ fn to_record(m: notification::Model) -> NotificationRecord {
     }
 }
 
-pub struct NotificationStore<'a> {
-    db: &'a DatabaseConnection,
+pub struct NotificationStore<'a, C = DatabaseConnection> {
+    db: &'a C,
 }
 
-impl<'a> NotificationStore<'a> {
-    pub(super) fn new(db: &'a DatabaseConnection) -> Self {
+impl<'a, C: ConnectionTrait + TransactionTrait> NotificationStore<'a, C> {
+    pub(super) fn new(db: &'a C) -> Self {
         NotificationStore { db }
     }
 
@@ -51,13 +52,15 @@ impl<'a> NotificationStore<'a> {
         device_id: &str,
         session_id: u16,
         now: DateTime<Utc>,
+        claimed_until: DateTime<Utc>,
     ) -> Result<NotificationRecord, StoreError> {
         let model = notification::ActiveModel {
             device_id: Set(device_id.to_owned()),
             session_id: Set(i32::from(session_id)),
             state: Set("pending".to_owned()),
             attempts: Set(0),
-            next_attempt_at: Set(now),
+            // Born claimed by its creator, who makes the first attempt (see `claim_due`).
+            next_attempt_at: Set(claimed_until),
             last_error: Set(None),
             created_at: Set(now),
             updated_at: Set(now),

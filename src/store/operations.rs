@@ -10,6 +10,7 @@ use sea_orm::{
 use super::StoreError;
 use super::entity::dm_operation;
 use crate::dm::session::{Operation, QueuedOperation};
+use sea_orm::{ConnectionTrait, TransactionTrait};
 
 /// Where an operation is in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
@@ -74,12 +75,12 @@ fn to_record(m: dm_operation::Model) -> Result<OperationRecord, StoreError> {
     })
 }
 
-pub struct OperationStore<'a> {
-    db: &'a DatabaseConnection,
+pub struct OperationStore<'a, C = DatabaseConnection> {
+    db: &'a C,
 }
 
-impl<'a> OperationStore<'a> {
-    pub(super) fn new(db: &'a DatabaseConnection) -> Self {
+impl<'a, C: ConnectionTrait + TransactionTrait> OperationStore<'a, C> {
+    pub(super) fn new(db: &'a C) -> Self {
         OperationStore { db }
     }
 

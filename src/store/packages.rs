@@ -17,6 +17,7 @@ use sea_orm::{
 
 use super::StoreError;
 use super::entity::{package, package_job};
+use sea_orm::{ConnectionTrait, TransactionSession};
 
 /// A full image or a delta from one source image.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
@@ -252,12 +253,12 @@ pub struct JobResult {
     pub outcome: Option<String>,
 }
 
-pub struct PackageStore<'a> {
-    db: &'a DatabaseConnection,
+pub struct PackageStore<'a, C = DatabaseConnection> {
+    db: &'a C,
 }
 
-impl<'a> PackageStore<'a> {
-    pub(super) fn new(db: &'a DatabaseConnection) -> Self {
+impl<'a, C: ConnectionTrait + TransactionTrait> PackageStore<'a, C> {
+    pub(super) fn new(db: &'a C) -> Self {
         PackageStore { db }
     }
 

@@ -9,6 +9,7 @@ use sea_orm::{
 
 use super::StoreError;
 use super::entity::signing_key;
+use sea_orm::{ConnectionTrait, TransactionSession};
 
 /// Where a key is in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
@@ -86,12 +87,12 @@ fn to_record(m: signing_key::Model) -> SigningKeyRecord {
     }
 }
 
-pub struct SigningKeyStore<'a> {
-    db: &'a DatabaseConnection,
+pub struct SigningKeyStore<'a, C = DatabaseConnection> {
+    db: &'a C,
 }
 
-impl<'a> SigningKeyStore<'a> {
-    pub(super) fn new(db: &'a DatabaseConnection) -> Self {
+impl<'a, C: ConnectionTrait + TransactionTrait> SigningKeyStore<'a, C> {
+    pub(super) fn new(db: &'a C) -> Self {
         SigningKeyStore { db }
     }
 

@@ -9,6 +9,7 @@ use sea_orm::{
 use super::StoreError;
 use super::entity::api_token;
 use crate::access::Role;
+use sea_orm::{ConnectionTrait, TransactionTrait};
 
 /// A token as the rest of the service sees it (never with its secret).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -39,12 +40,12 @@ impl TryFrom<api_token::Model> for ApiToken {
     }
 }
 
-pub struct TokenStore<'a> {
-    db: &'a DatabaseConnection,
+pub struct TokenStore<'a, C = DatabaseConnection> {
+    db: &'a C,
 }
 
-impl<'a> TokenStore<'a> {
-    pub(super) fn new(db: &'a DatabaseConnection) -> Self {
+impl<'a, C: ConnectionTrait + TransactionTrait> TokenStore<'a, C> {
+    pub(super) fn new(db: &'a C) -> Self {
         TokenStore { db }
     }
 

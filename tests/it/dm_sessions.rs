@@ -444,7 +444,7 @@ async fn capture_server(
 async fn package0_goes_to_the_gateway_webhook_and_is_retried_until_it_expires() {
     let (webhook, mut bodies) = capture_server(vec![500]).await;
     let app = crate::helpers::spawn_app_with(|c| {
-        c.dm.push_webhook_url = Some(webhook);
+        c.dm.push_webhook_url = Some(webhook.into());
         c.dm.notification_retry_secs = 1;
         c.dm.notification_max_attempts = 2;
     })

@@ -6,6 +6,7 @@ mod api_tokens;
 mod blob_conformance;
 mod build_queue;
 mod devices_api;
+mod dm_atomic;
 mod dm_endpoint;
 mod dm_sessions;
 mod firmware_api;

@@ -33,22 +33,41 @@ pub fn handle(
     rng: &mut impl NonceSource,
 ) -> (Outbound, Vec<Effect>) {
     let request_md5 = md5_b64(input.body);
-    // A retransmission (HTTP retry after a lost response): same answer, no second execution.
-    if let Some(c) = &state.last_reply
-        && c.device_msg_id == input.message.hdr.msg_id.0
-        && c.request_md5 == request_md5
-    {
-        let out = Outbound {
-            message: crate::dm::decode(&c.body, &input.server.limits)
-                .map(|(m, _)| m)
-                .unwrap_or_default(),
-            body: c.body.clone(),
-            content_type: input.encoding.content_type(),
-            hmac_header: c.hmac_header.clone(),
-            session_over: c.session_over,
-            state,
-        };
-        return (out, Vec::new());
+    match super::replay::classify(&state, &input.message.hdr.msg_id.0, &request_md5) {
+        super::replay::Replay::Fresh => {}
+        super::replay::Replay::Repeat(c) => {
+            // Same answer, no second execution: the device sees one consistent conversation.
+            let out = Outbound {
+                message: crate::dm::decode(&c.body, &input.server.limits)
+                    .map(|(m, _)| m)
+                    .unwrap_or_default(),
+                body: c.body.clone(),
+                content_type: input.encoding.content_type(),
+                hmac_header: c.hmac_header.clone(),
+                session_over: c.session_over,
+                state: state.clone(),
+            };
+            return (out, Vec::new());
+        }
+        super::replay::Replay::Stale => {
+            // Older than what we last answered: we no longer hold its reply, and executing it
+            // again is exactly what must not happen. Refused, state untouched.
+            let reply = super::refusal(
+                input.message,
+                StatusCode::BAD_REQUEST,
+                &input.server.server_uri,
+            );
+            let body = encode(&reply, input.encoding);
+            let out = Outbound {
+                message: reply,
+                body,
+                content_type: input.encoding.content_type(),
+                hmac_header: None,
+                session_over: false,
+                state,
+            };
+            return (out, Vec::new());
+        }
     }
     let mut cx = Cx::new(state, input, now_ms);
     cx.run(rng);
@@ -196,7 +215,7 @@ impl<'a> Cx<'a> {
         }
         if let Some(base) = &self.inp.server.resp_uri_base {
             if self.st.resp_token.is_none() {
-                let mut b = [0u8; 8];
+                let mut b = [0u8; 16];
                 rng.fill_bytes(&mut b);
                 self.st.resp_token = Some(b.iter().map(|x| format!("{x:02x}")).collect());
             }

@@ -12,6 +12,7 @@ mod effect;
 mod engine;
 mod ops;
 mod refusal;
+mod replay;
 mod reply;
 mod state;
 
@@ -20,6 +21,7 @@ pub use effect::{AlertRecord, Effect, NotDelivered, ResultItem, SessionLogEntry,
 pub use engine::handle;
 pub use ops::{Operation, QueuedOperation, Value, ValueData};
 pub use refusal::refusal;
+pub use replay::{Replay, classify as classify_replay};
 pub use state::{
     BrokenGroup, CachedReply, Incoming, Outgoing, OwedStatus, Phase, Purpose, SentCommand,
     SessionState,

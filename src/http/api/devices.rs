@@ -36,6 +36,11 @@ pub struct CreateDevice {
     pub server: Credentials,
     /// Direct Package 0 push target: `http://…` or `udp://host:port`.
     pub push_url: Option<String>,
+    /// The device's DM client does not follow RespURI (default false). Later messages of its
+    /// sessions are then accepted without the per-session token that RespURI carries; keep it
+    /// false for every client that follows RespURI, as the specification requires.
+    #[serde(default)]
+    pub ignores_resp_uri: bool,
 }
 
 #[derive(Serialize, utoipa::ToSchema)]
@@ -48,6 +53,7 @@ pub struct DeviceView {
     pub server_auth: String,
     pub server_id: String,
     pub push_url: Option<String>,
+    pub ignores_resp_uri: bool,
     pub inventory: Inventory,
     pub created_at: chrono::DateTime<chrono::Utc>,
     pub last_seen_at: Option<chrono::DateTime<chrono::Utc>>,
@@ -64,6 +70,7 @@ impl From<Device> for DeviceView {
             server_auth: auth_type_name(d.server_auth_type).into(),
             server_id: d.server_name,
             push_url: d.push_url,
+            ignores_resp_uri: d.ignores_resp_uri,
             inventory: d.inventory,
             created_at: d.created_at,
             last_seen_at: d.last_seen_at,
@@ -168,6 +175,7 @@ pub async fn create_device(
         server_secret_sealed: None,
         server_name: b.server.name,
         push_url: b.push_url,
+        ignores_resp_uri: b.ignores_resp_uri,
     };
     let device = state
         .store

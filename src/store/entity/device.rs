@@ -32,6 +32,8 @@ pub struct Model {
     pub created_at: DateTimeUtc,
     pub updated_at: DateTimeUtc,
     pub last_seen_at: Option<DateTimeUtc>,
+    pub message_seq: i64,
+    pub ignores_resp_uri: bool,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
