@@ -10,6 +10,7 @@ pub mod config;
 pub mod dm;
 pub mod dm_edge;
 pub mod firmware;
+pub mod fumo;
 pub mod http;
 pub mod keys;
 pub mod package;
