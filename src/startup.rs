@@ -15,6 +15,7 @@ use crate::dm_edge::notify::{self, Notifier};
 use crate::http::{AppState, HttpService, Metrics, StopHandle};
 use crate::keys::{self, KeyFolder};
 use crate::store::{Store, StoreError};
+use crate::updates::Updates;
 
 /// Name of the token made from `UPDRAFT_ADMIN_TOKEN` or generated on first start.
 pub const BOOTSTRAP_TOKEN_NAME: &str = "bootstrap";
@@ -27,6 +28,7 @@ pub struct Application {
     store: Store,
     stop_workers: tokio::sync::watch::Sender<bool>,
     workers_task: tokio::task::JoinHandle<()>,
+    updates_task: tokio::task::JoinHandle<()>,
     builds_task: Option<tokio::task::JoinHandle<()>>,
 }
 
@@ -85,6 +87,11 @@ impl Application {
             );
             tokio::spawn(builds::run(worker, stop_rx.clone()))
         });
+        let updates = Updates::new(store.clone(), notifier.clone(), &config);
+        let updates_task = tokio::spawn(crate::updates::worker::run(
+            updates.clone(),
+            stop_rx.clone(),
+        ));
         let workers_task = tokio::spawn(notify::run_worker(notifier.clone(), dm.clone(), stop_rx));
         let state = AppState {
             config,
@@ -94,6 +101,7 @@ impl Application {
             dm,
             notifier,
             keys: key_folder,
+            updates,
         };
         let server = HttpService::bind(state, listener, workers, shutdown_timeout)?;
         Ok(Application {
@@ -103,6 +111,7 @@ impl Application {
             store,
             stop_workers,
             workers_task,
+            updates_task,
             builds_task,
         })
     }
@@ -131,6 +140,7 @@ impl Application {
         // HTTP is drained; now the background workers finish their current pass.
         let _ = self.stop_workers.send(true);
         let _ = self.workers_task.await;
+        let _ = self.updates_task.await;
         if let Some(builds) = self.builds_task {
             let _ = builds.await;
         }

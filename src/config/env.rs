@@ -138,6 +138,26 @@ const VARIABLES: &[(&str, bool, Setter)] = &[
         c.dm.push_webhook_url = Some(SecretString::from(v));
         Ok(())
     }),
+    ("UPDRAFT_UPDATE_REPORT_TIMEOUT_SECS", false, |c, var, v| {
+        c.updates.report_timeout_secs = parse(var, &v)?;
+        Ok(())
+    }),
+    ("UPDRAFT_UPDATE_RETRY_BASE_SECS", false, |c, var, v| {
+        c.updates.retry_base_secs = parse(var, &v)?;
+        Ok(())
+    }),
+    ("UPDRAFT_UPDATE_RETRY_CAP_SECS", false, |c, var, v| {
+        c.updates.retry_cap_secs = parse(var, &v)?;
+        Ok(())
+    }),
+    ("UPDRAFT_UPDATE_MAX_ATTEMPTS", false, |c, var, v| {
+        c.updates.max_attempts = parse(var, &v)?;
+        Ok(())
+    }),
+    ("UPDRAFT_UPDATE_DEADLINE_SECS", false, |c, var, v| {
+        c.updates.default_deadline_secs = parse(var, &v)?;
+        Ok(())
+    }),
     ("UPDRAFT_NOTIFICATION_RETRY_SECS", false, |c, var, v| {
         c.dm.notification_retry_secs = parse(var, &v)?;
         Ok(())

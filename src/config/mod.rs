@@ -6,6 +6,7 @@
 //! `Debug` nor a log line can print them.
 
 mod env;
+mod updates;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -14,6 +15,7 @@ use secrecy::SecretString;
 use serde::Deserialize;
 
 pub use env::EnvWarning;
+pub use updates::{ModelProfile, UpdatesConfig};
 
 /// Everything `updraft serve` needs to run.
 #[derive(Debug, Clone, Deserialize)]
@@ -34,6 +36,7 @@ pub struct Config {
     pub firmware: FirmwareConfig,
     pub keys: KeysConfig,
     pub builds: BuildsConfig,
+    pub updates: UpdatesConfig,
 }
 
 impl Default for Config {
@@ -50,6 +53,7 @@ impl Default for Config {
             firmware: FirmwareConfig::default(),
             keys: KeysConfig::default(),
             builds: BuildsConfig::default(),
+            updates: UpdatesConfig::default(),
         }
     }
 }

@@ -17,7 +17,7 @@ use crate::config::Config;
 use crate::dm::auth::{CredentialHash, Nonce};
 use crate::dm::package0::{Initiator, NOTIFICATION_VERSION, Notification, UiMode, session_id_text};
 use crate::dm::wap_push;
-use crate::store::{Device, NotificationRecord, Store, StoreError};
+use crate::store::{Device, NotificationRecord, Store, StoreError, Tx};
 
 /// Content type of a Package 0 pushed over HTTP.
 pub const PACKAGE0_CONTENT_TYPE: &str = "application/vnd.syncml.notification";
@@ -65,10 +65,7 @@ impl Notifier {
         if device.push_url.is_none() && self.webhook.is_none() {
             return Err(NotifyError::NoTransport);
         }
-        let mut id = [0u8; 2];
-        getrandom::fill(&mut id).expect("the operating system's random source failed");
-        // Session id 0 reads as "none" on some clients; keep clear of it.
-        let session_id = u16::from_be_bytes(id).max(1);
+        let session_id = fresh_session_id();
         // Created already claimed by this caller (the same lease the retrigger worker takes),
         // so no replica's worker sends it again while this first attempt is under way.
         let record = self
@@ -83,6 +80,30 @@ impl Notifier {
             .get(record.id)
             .await?
             .unwrap_or(record))
+    }
+
+    /// Whether a Package 0 can reach `device` at all (its own push URL, or the gateway).
+    pub fn can_reach(&self, device: &Device) -> bool {
+        device.push_url.is_some() || self.webhook.is_some()
+    }
+
+    /// Queues a notification inside `tx` (a unit of work that decided it), due at once: the
+    /// retrigger worker of any replica sends it after the commit, so it is sent if and only if
+    /// the decision is stored. `None` when no transport can reach the device.
+    pub async fn queue_in(
+        &self,
+        tx: &Tx,
+        device: &Device,
+        now: DateTime<Utc>,
+    ) -> Result<Option<NotificationRecord>, StoreError> {
+        if !self.can_reach(device) {
+            return Ok(None);
+        }
+        let record = tx
+            .notifications()
+            .create(&device.id, fresh_session_id(), now, now)
+            .await?;
+        Ok(Some(record))
     }
 
     /// One pass of the retrigger worker: every due notification is sent again, closed when the
@@ -255,6 +276,13 @@ impl Notifier {
             Err(format!("{what} answered {}", response.status()))
         }
     }
+}
+
+/// A random session id for a Package 0; 0 reads as "none" on some clients, so never 0.
+fn fresh_session_id() -> u16 {
+    let mut id = [0u8; 2];
+    getrandom::fill(&mut id).expect("the operating system's random source failed");
+    u16::from_be_bytes(id).max(1)
 }
 
 /// The DM background worker: Package 0 retriggers every second, idle-session expiry

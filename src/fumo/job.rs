@@ -9,6 +9,7 @@ use super::select::{Choice, PackageKind};
 /// Where a job is. Final states: succeeded, failed, timed_out, cancelled, incompatible.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
+#[schema(as = UpdateState)]
 pub enum JobState {
     /// Created; waiting for the device's next session.
     Pending,

@@ -26,6 +26,7 @@ pub struct Candidate {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
+#[schema(as = UpdatePackageKind)]
 pub enum PackageKind {
     Full,
     Delta,

@@ -33,6 +33,7 @@ pub struct AppState {
     pub dm: DmEdge,
     pub notifier: Notifier,
     pub keys: KeyFolder,
+    pub updates: crate::updates::Updates,
 }
 
 /// Registers every route and the app-wide extractor settings on an actix `App`.

@@ -44,6 +44,10 @@ use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
         super::api::list_packages,
         super::api::get_package,
         super::api::download_package,
+        super::api::create_update,
+        super::api::list_device_updates,
+        super::api::get_update,
+        super::api::cancel_update,
         openapi_json,
     ),
     components(schemas(
@@ -80,6 +84,11 @@ use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
         crate::store::JobState,
         crate::store::PackageKind,
         crate::store::PackageOrigin,
+        super::api::CreateUpdate,
+        super::api::UpdateView,
+        crate::store::HistoryLine,
+        crate::fumo::JobState,
+        crate::fumo::PackageKind,
     )),
     modifiers(&BearerAuth),
 )]

@@ -14,6 +14,7 @@ mod operations;
 mod packages;
 mod signing_keys;
 mod tokens;
+mod update_jobs;
 
 use std::path::Path;
 use std::time::Duration;
@@ -44,6 +45,7 @@ pub use packages::{
 };
 pub use signing_keys::{KeyOrigin, KeyState, SigningKeyRecord, SigningKeyStore};
 pub use tokens::{ApiToken, TokenStore};
+pub use update_jobs::{HistoryLine, NewUpdateJob, UpdateJobRecord, UpdateJobStore};
 
 /// Arbitrary but fixed: the advisory lock that serialises migrations across replicas.
 const MIGRATION_LOCK_ID: i64 = 0x5550_4452_4146_5401;
@@ -209,6 +211,9 @@ macro_rules! repositories {
             }
             pub fn packages(&self) -> PackageStore<'_, $conn> {
                 PackageStore::new(&self.$field)
+            }
+            pub fn update_jobs(&self) -> UpdateJobStore<'_, $conn> {
+                UpdateJobStore::new(&self.$field)
             }
         }
     };

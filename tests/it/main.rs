@@ -18,6 +18,7 @@ mod openapi;
 mod packages_api;
 mod store_tokens;
 mod tidy;
+mod updates_api;
 
 /// Counts live heap bytes so that streaming tests can assert flat memory.
 #[global_allocator]

@@ -6,6 +6,7 @@ mod keys;
 mod operations;
 mod packages;
 mod tokens;
+mod updates;
 mod whoami;
 
 use actix_web::web;
@@ -34,6 +35,10 @@ pub(super) use packages::{
 pub(super) use tokens::{
     __path_create_token, __path_list_tokens, __path_revoke_token, CreateToken, CreatedToken,
     TokenView,
+};
+pub(super) use updates::{
+    __path_cancel_update, __path_create_update, __path_get_update, __path_list_device_updates,
+    CreateUpdate, UpdateView,
 };
 pub(super) use whoami::{__path_whoami, WhoAmI};
 
@@ -69,5 +74,9 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(packages::list_packages)
         .service(packages::get_package)
         .service(packages::download_package)
+        .service(updates::create_update)
+        .service(updates::list_device_updates)
+        .service(updates::get_update)
+        .service(updates::cancel_update)
         .service(super::openapi::openapi_json);
 }

@@ -11,3 +11,5 @@ pub mod notification;
 pub mod package;
 pub mod package_job;
 pub mod signing_key;
+pub mod update_job;
+pub mod update_job_history;

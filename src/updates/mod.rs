@@ -1,0 +1,225 @@
+//! Update jobs at the edge: creating and cancelling them, the worker that moves them on time
+//! (retries, report chases, deadlines), and the hook that feeds them the facts of every DM
+//! message. The decisions are `crate::fumo`'s; this module loads, stores and applies them.
+
+mod session;
+pub mod worker;
+
+use chrono::{DateTime, Utc};
+
+use crate::config::{Config, UpdatesConfig};
+use crate::dm_edge::notify::Notifier;
+use crate::fumo::{Job, JobState, Mode, Policy};
+use crate::store::{NewUpdateJob, Store, StoreError, UpdateJobRecord};
+
+/// How the caller asked for the package to travel.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Delivery {
+    Url,
+    Inline,
+    Auto,
+}
+
+impl Delivery {
+    pub fn parse(s: &str) -> Option<Self> {
+        Some(match s {
+            "url" => Self::Url,
+            "inline" => Self::Inline,
+            "auto" => Self::Auto,
+            _ => return None,
+        })
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Url => "url",
+            Self::Inline => "inline",
+            Self::Auto => "auto",
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum UpdateError {
+    #[error("no device with id {0}")]
+    NoDevice(String),
+    #[error("no firmware with id {0}")]
+    NoFirmware(i64),
+    #[error("the device has an active update job ({0}); cancel it or wait for its verdict")]
+    Busy(i64),
+    #[error("the deadline is in the past")]
+    DeadlinePassed,
+    #[error("the job's Exec went out: the device may be installing, so it runs to its verdict")]
+    TooLateToCancel,
+    #[error("the job already has its verdict ({0})")]
+    Final(&'static str),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// What a caller asks for.
+#[derive(Debug, Clone)]
+pub struct UpdateRequest {
+    pub device_id: String,
+    pub target_firmware_id: i64,
+    pub delivery: Delivery,
+    pub deadline: Option<DateTime<Utc>>,
+}
+
+#[derive(Clone)]
+pub struct Updates {
+    store: Store,
+    notifier: Notifier,
+    config: UpdatesConfig,
+}
+
+impl Updates {
+    pub fn new(store: Store, notifier: Notifier, config: &Config) -> Updates {
+        Updates {
+            store,
+            notifier,
+            config: config.updates.clone(),
+        }
+    }
+
+    pub fn policy(&self) -> Policy {
+        Policy {
+            report_timeout_ms: self.config.report_timeout_secs as i64 * 1000,
+            retry_base_ms: self.config.retry_base_secs as i64 * 1000,
+            retry_cap_ms: self.config.retry_cap_secs.max(self.config.retry_base_secs) as i64 * 1000,
+        }
+    }
+
+    pub fn config(&self) -> &UpdatesConfig {
+        &self.config
+    }
+
+    /// Creates a job and, when a transport reaches the device, queues its Package 0 in the
+    /// same transaction (the job is then `notified`; otherwise it waits, `pending`, for the
+    /// device's own next session).
+    pub async fn create(
+        &self,
+        request: UpdateRequest,
+        now: DateTime<Utc>,
+    ) -> Result<UpdateJobRecord, UpdateError> {
+        let device = self
+            .store
+            .devices()
+            .get(&request.device_id)
+            .await?
+            .ok_or_else(|| UpdateError::NoDevice(request.device_id.clone()))?;
+        let firmware = self
+            .store
+            .firmware()
+            .get(request.target_firmware_id)
+            .await?
+            .ok_or(UpdateError::NoFirmware(request.target_firmware_id))?;
+        let deadline = request.deadline.unwrap_or_else(|| {
+            now + chrono::Duration::seconds(self.config.default_deadline_secs as i64)
+        });
+        if deadline <= now {
+            return Err(UpdateError::DeadlinePassed);
+        }
+        if let Some(active) = self
+            .store
+            .update_jobs()
+            .active_for_device(&device.id)
+            .await?
+        {
+            return Err(UpdateError::Busy(active.id));
+        }
+        let profile = self
+            .config
+            .profile(Some(&firmware.manufacturer), Some(&firmware.model));
+        let two_step = profile.is_some_and(|p| p.two_step);
+        let mode = match request.delivery {
+            Delivery::Inline => Mode::Inline,
+            Delivery::Auto if profile.is_some_and(|p| !p.can_download) => Mode::Inline,
+            _ if two_step => Mode::UrlTwoStep,
+            _ => Mode::Url,
+        };
+        let job = Job {
+            id: 0,
+            state: JobState::Pending,
+            attempt: 1,
+            max_attempts: self.config.max_attempts.max(1),
+            target_version: firmware.version.clone(),
+            mode: Some(mode),
+            stage: None,
+            fumo_node: profile.and_then(|p| p.fumo_node.clone()),
+            package: None,
+            result_code: None,
+            failure: None,
+            confirmed_version: None,
+            due_at_ms: None,
+            deadline_ms: Some(deadline.timestamp_millis()),
+            chases: 0,
+            exec_sent: false,
+        };
+        let created = self
+            .store
+            .update_jobs()
+            .create(
+                NewUpdateJob {
+                    device_id: device.id.clone(),
+                    target_firmware_id: firmware.id,
+                    delivery: request.delivery.as_str().to_owned(),
+                    job,
+                },
+                now,
+            )
+            .await
+            .map_err(|e| match e {
+                StoreError::Conflict(_) => UpdateError::Busy(0),
+                other => other.into(),
+            })?;
+        // Package 0 and the state that says so are one decision.
+        let tx = self.store.begin().await?;
+        let mut job = created.job.clone();
+        if self.notifier.queue_in(&tx, &device, now).await?.is_some() {
+            let step = job.notified();
+            tx.update_jobs()
+                .save(created.id, created.version, &job, &step.transitions, now)
+                .await?;
+        }
+        tx.commit().await?;
+        tracing::info!(update.id = created.id, device.id = %device.id, firmware.id = firmware.id, "update job created");
+        Ok(self
+            .store
+            .update_jobs()
+            .get(created.id)
+            .await?
+            .unwrap_or(created))
+    }
+
+    /// Cancels a job whose Exec has not gone out.
+    pub async fn cancel(
+        &self,
+        id: i64,
+        now: DateTime<Utc>,
+    ) -> Result<UpdateJobRecord, UpdateError> {
+        let record = self
+            .store
+            .update_jobs()
+            .get(id)
+            .await?
+            .ok_or(StoreError::NotFound)?;
+        if record.job.state.is_final() {
+            return Err(UpdateError::Final(record.job.state.as_str()));
+        }
+        let mut job = record.job.clone();
+        let step = job.cancel().ok_or(UpdateError::TooLateToCancel)?;
+        let tx = self.store.begin().await?;
+        tx.update_jobs()
+            .save(id, record.version, &job, &step.transitions, now)
+            .await?;
+        worker::apply_actions(&tx, &self.notifier, &record, &step.actions, now).await?;
+        tx.commit().await?;
+        Ok(self
+            .store
+            .update_jobs()
+            .get(id)
+            .await?
+            .ok_or(StoreError::NotFound)?)
+    }
+}
