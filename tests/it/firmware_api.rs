@@ -11,7 +11,7 @@ use sha2::Digest;
 use crate::helpers::firmware::{
     add_firmware, blob_keys, firmware_url, get_json, noise, upload_firmware, variant,
 };
-use crate::helpers::{spawn_app, spawn_app_with};
+use crate::helpers::{spawn_app, spawn_app_with, wait_until};
 
 fn sha256_hex(data: &[u8]) -> String {
     hex::encode(sha2::Sha256::digest(data))
@@ -170,8 +170,21 @@ async fn an_upload_aborted_midway_leaves_no_row_and_no_blob() {
         res.is_err() || res.unwrap().status().is_client_error(),
         "an aborted upload never succeeds"
     );
-    // The server notices the broken connection on its own time.
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    // The server notices the broken connection on its own time; it has finished with
+    // the upload once it has answered it, which its request count in /metrics shows.
+    wait_until(
+        "the server to answer the aborted upload",
+        Duration::from_secs(30),
+        || async {
+            let metrics = app.get("/metrics").send().await.unwrap();
+            metrics.text().await.unwrap().lines().any(|l| {
+                l.starts_with(
+                    r#"updraft_http_requests_total{method="POST",route="/api/v1/firmware","#,
+                )
+            })
+        },
+    )
+    .await;
     assert!(blob_keys(&app, "firmware/").await.is_empty());
     assert_eq!(
         get_json(&app, "/api/v1/firmware").await["firmware"],
