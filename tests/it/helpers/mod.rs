@@ -10,7 +10,7 @@ pub mod wait;
 
 pub use app::{TestApp, spawn_app, spawn_app_with};
 pub use database::{TestDatabase, fresh_database};
-pub use wait::{wait_for, wait_until, wait_until_blocking};
+pub use wait::{wait_for, wait_until_blocking};
 
 /// Every test that builds an HTTP client needs the TLS provider installed first.
 pub fn http_client() -> reqwest::Client {

@@ -33,26 +33,8 @@ where
     }
 }
 
-/// Polls `condition` until it is true; fails naming `what` after `within`.
-pub async fn wait_until<F, Fut>(what: &str, within: Duration, mut condition: F)
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = bool>,
-{
-    wait_for(what, within, || {
-        let pending = condition();
-        async move {
-            if pending.await {
-                Ok(())
-            } else {
-                Err("not yet".to_owned())
-            }
-        }
-    })
-    .await
-}
-
-/// [`wait_until`] for code outside a runtime (the S3 test server's start).
+/// Polls `condition` until it is true, outside a runtime (the S3 test server's start);
+/// fails naming `what` after `within`.
 pub fn wait_until_blocking(what: &str, within: Duration, mut condition: impl FnMut() -> bool) {
     let deadline = Instant::now() + within;
     while !condition() {

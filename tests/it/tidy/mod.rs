@@ -400,7 +400,7 @@ pub fn check_doc_lines(root: &Path) -> Vec<String> {
 /// helper, or a test of time itself.
 pub const MAY_SLEEP: &[(&str, &str)] = &[(
     "tests/it/helpers/wait.rs",
-    "the polling interval of wait_for / wait_until: the outcome depends on the condition",
+    "the polling interval of wait_for / wait_until_blocking: the outcome depends on the condition",
 )];
 pub const SLEEPS: &[Pattern] = &[
     Pattern("sleep"),
@@ -433,7 +433,7 @@ pub fn sleep_violations(rel: &str, text: &str) -> Vec<String> {
         .filter(|path| SLEEPS.iter().any(|p| p.matches(path)))
         .map(|path| {
             format!(
-                "{rel}:{}: `{}` in a test: wait for the event instead (helpers::wait_for / wait_until, a channel, a child's exit); if time itself is under test, list the file in MAY_SLEEP with the reason",
+                "{rel}:{}: `{}` in a test: wait for the event instead (helpers::wait_for, a channel, a child's exit); if time itself is under test, list the file in MAY_SLEEP with the reason",
                 path.line,
                 path.display()
             )
