@@ -1,12 +1,13 @@
 //! Architecture invariants from `ARCHITECTURE.md`, checked on the source's tokens.
 //!
-//! Each rule is a function over a source tree: the repository here, temporary trees
-//! and snippets in `negative.rs`, which proves that every rule can fail. A rule
-//! over a folder that does not exist, or an exemption that names nothing, is itself
-//! a failure, so that a rename cannot quietly turn a rule off. Each failure says
-//! which rule broke and how to fix it.
+//! Each rule is a function over a source tree: the repository here; temporary trees
+//! and snippets in `negative.rs` and `negative_cores.rs`, which prove that every
+//! rule can fail. A rule over a folder that does not exist, or an exemption that
+//! names nothing, is itself a failure, so that a rename cannot quietly turn a rule
+//! off. Each failure says which rule broke and how to fix it.
 
 mod negative;
+mod negative_cores;
 mod scan;
 
 use std::path::{Path, PathBuf};
