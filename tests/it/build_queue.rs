@@ -14,7 +14,7 @@ use updraft::store::{JobResult, JobState, Store, StoreError};
 use crate::helpers::firmware::{
     add_firmware, generate_key, get_json, noise, variant, wait_for_job,
 };
-use crate::helpers::{fresh_database, spawn_app_with};
+use crate::helpers::{fresh_database, spawn_app_with, wait_for};
 
 #[tokio::test]
 async fn a_crashed_workers_job_is_built_after_its_lease_and_published_once() {
@@ -41,7 +41,7 @@ async fn a_crashed_workers_job_is_built_after_its_lease_and_published_once() {
     let now = chrono::Utc::now();
     let crashed = store
         .packages()
-        .claim("crashed-worker", now, now + chrono::Duration::seconds(1))
+        .claim("crashed-worker", now, now + chrono::Duration::minutes(10))
         .await
         .unwrap()
         .expect("the job is due");
@@ -64,7 +64,18 @@ async fn a_crashed_workers_job_is_built_after_its_lease_and_published_once() {
         !worker.run_once().await.unwrap(),
         "a live lease is not taken over"
     );
-    tokio::time::sleep(Duration::from_millis(1100)).await;
+    // The crashed worker's last heartbeat promised a lease that has since run out.
+    // Moving that promise into the past stands in for waiting it out, so the test
+    // does not depend on how fast this machine gets from one line to the next.
+    let ran_out = chrono::Utc::now() - chrono::Duration::seconds(1);
+    assert!(
+        store
+            .packages()
+            .heartbeat(crashed.id, "crashed-worker", 10, ran_out, ran_out)
+            .await
+            .unwrap(),
+        "the crashed worker still held its lease"
+    );
     assert!(worker.run_once().await.unwrap(), "an expired lease is");
     let job = store.packages().job(crashed.id).await.unwrap().unwrap();
     assert_eq!(job.state, JobState::Succeeded, "{job:?}");
@@ -267,19 +278,16 @@ async fn killing_a_server_mid_build_publishes_nothing_and_the_build_completes_af
         .unwrap();
     let id = jobs["jobs"][0]["id"].as_i64().unwrap();
     let path = format!("/api/v1/packages/builds/{id}");
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-    loop {
+    wait_for("the build to start", Duration::from_secs(30), || async {
         let job = first.json(&path).await;
         assert_ne!(job["state"], "succeeded", "the build ended before the kill");
         if job["state"] == "running" {
-            break;
+            Ok(())
+        } else {
+            Err(job.to_string())
         }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "never started: {job}"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    })
+    .await;
     drop(first); // SIGKILL mid-build
 
     let second = Server::start(&db.url, dir.path());
@@ -289,15 +297,19 @@ async fn killing_a_server_mid_build_publishes_nothing_and_the_build_completes_af
         json!([]),
         "no partial package is visible"
     );
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(300);
-    let job = loop {
-        let job = second.json(&path).await;
-        if job["state"] == "succeeded" || job["state"] == "failed" {
-            break job;
-        }
-        assert!(tokio::time::Instant::now() < deadline, "not done: {job}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    };
+    let job = wait_for(
+        "the build to be taken over and finish",
+        Duration::from_secs(300),
+        || async {
+            let job = second.json(&path).await;
+            if job["state"] == "succeeded" || job["state"] == "failed" {
+                Ok(job)
+            } else {
+                Err(job.to_string())
+            }
+        },
+    )
+    .await;
     assert_eq!(job["state"], "succeeded", "{job}");
     assert_eq!(
         job["attempts"], 2,

@@ -4,6 +4,7 @@
 use std::time::Duration;
 
 use bytes::Bytes;
+use futures_util::StreamExt;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use sha2::Digest;
@@ -11,7 +12,7 @@ use sha2::Digest;
 use crate::helpers::firmware::{
     add_firmware, blob_keys, firmware_url, get_json, noise, upload_firmware, variant,
 };
-use crate::helpers::{spawn_app, spawn_app_with};
+use crate::helpers::{spawn_app, spawn_app_with, wait_for};
 
 fn sha256_hex(data: &[u8]) -> String {
     hex::encode(sha2::Sha256::digest(data))
@@ -149,15 +150,42 @@ async fn an_image_over_the_limit_is_413_and_leaves_nothing_behind() {
     add_firmware(&app, "X1", "1", noise(6, 10_000)).await;
 }
 
+/// The request lines of the app's /metrics: requests in flight and answered.
+async fn in_flight_and_answered(client: &reqwest::Client, url: &str) -> String {
+    let text = client.get(url).send().await.unwrap().text().await.unwrap();
+    text.lines()
+        .filter(|l| l.starts_with("updraft_http_requests"))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
 #[tokio::test]
 async fn an_upload_aborted_midway_leaves_no_row_and_no_blob() {
     let app = spawn_app().await;
     let first = Bytes::from(noise(7, 64 * 1024));
-    let stream = futures_util::stream::iter([
-        Ok(first.clone()),
-        Ok(first),
-        Err(std::io::Error::other("the uploader died")),
-    ]);
+    // The uploader dies only once the server is busy with its upload: otherwise the
+    // client may give up before a byte leaves it, and the server would see nothing.
+    let metrics_url = app.url("/metrics");
+    let probe = crate::helpers::http_client();
+    let died = async move {
+        wait_for(
+            "the server to start on the upload",
+            Duration::from_secs(30),
+            || async {
+                let text = in_flight_and_answered(&probe, &metrics_url).await;
+                // Our own probe is one request in flight; the upload is the other.
+                if text.contains("updraft_http_requests_in_flight 2") {
+                    Ok(())
+                } else {
+                    Err(text)
+                }
+            },
+        )
+        .await;
+        Err(std::io::Error::other("the uploader died"))
+    };
+    let stream = futures_util::stream::iter([Ok(first.clone()), Ok(first)])
+        .chain(futures_util::stream::once(died));
     let res = app
         .admin(
             Method::POST,
@@ -170,8 +198,23 @@ async fn an_upload_aborted_midway_leaves_no_row_and_no_blob() {
         res.is_err() || res.unwrap().status().is_client_error(),
         "an aborted upload never succeeds"
     );
-    // The server notices the broken connection on its own time.
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    // The server notices the broken connection on its own time; it is done with the
+    // upload once it has answered it, which its request count in /metrics shows.
+    let metrics_url = app.url("/metrics");
+    wait_for(
+        "the server to answer the aborted upload",
+        Duration::from_secs(30),
+        || async {
+            let text = in_flight_and_answered(&app.client, &metrics_url).await;
+            let answered = r#"updraft_http_requests_total{method="POST",route="/api/v1/firmware","#;
+            if text.contains(answered) && text.contains("updraft_http_requests_in_flight 1") {
+                Ok(())
+            } else {
+                Err(text)
+            }
+        },
+    )
+    .await;
     assert!(blob_keys(&app, "firmware/").await.is_empty());
     assert_eq!(
         get_json(&app, "/api/v1/firmware").await["firmware"],

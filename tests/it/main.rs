@@ -11,15 +11,17 @@ mod dm_endpoint;
 mod dm_notify;
 mod dm_sessions;
 mod firmware_api;
+mod heap_window;
 mod http_edge;
 mod keys_api;
 mod lifecycle;
 mod openapi;
 mod packages_api;
+mod skips;
 mod store_tokens;
 mod tidy;
 mod updates_api;
 
-/// Counts live heap bytes so that streaming tests can assert flat memory.
+/// Counts live heap bytes per measurement window so that streaming tests can assert flat memory.
 #[global_allocator]
 static ALLOCATOR: helpers::alloc::CountingAllocator = helpers::alloc::CountingAllocator;

@@ -110,21 +110,17 @@ pub async fn get_json(app: &TestApp, path: &str) -> Value {
     res.json().await.unwrap()
 }
 
-/// Polls a build job until it leaves queued/running (or `within` passes).
+/// Waits for a build job to leave queued/running (failing the test after `within`).
 pub async fn wait_for_job(app: &TestApp, id: i64, within: Duration) -> Value {
-    let deadline = tokio::time::Instant::now() + within;
-    loop {
-        let job = get_json(app, &format!("/api/v1/packages/builds/{id}")).await;
-        let state = job["state"].as_str().unwrap().to_owned();
-        if state == "succeeded" || state == "failed" {
-            return job;
+    let path = format!("/api/v1/packages/builds/{id}");
+    crate::helpers::wait_for(&format!("build job {id} to finish"), within, || async {
+        let job = get_json(app, &path).await;
+        match job["state"].as_str() {
+            Some("succeeded" | "failed") => Ok(job),
+            _ => Err(job.to_string()),
         }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "job {id} still {state} after {within:?}: {job}"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    })
+    .await
 }
 
 /// Keys of the visible blobs under `prefix` in the app's local blob folder.

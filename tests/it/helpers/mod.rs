@@ -1,13 +1,16 @@
-//! Shared test helpers: fresh databases, a spawned app, the S3 test server, memory accounting.
+//! Shared test helpers: fresh databases, a spawned app, the S3 test server, memory accounting,
+//! and waiting for an event with a deadline.
 
 pub mod alloc;
 pub mod app;
 pub mod database;
 pub mod firmware;
 pub mod s3;
+pub mod wait;
 
 pub use app::{TestApp, spawn_app, spawn_app_with};
 pub use database::{TestDatabase, fresh_database};
+pub use wait::{wait_for, wait_until_blocking};
 
 /// Every test that builds an HTTP client needs the TLS provider installed first.
 pub fn http_client() -> reqwest::Client {

@@ -6,11 +6,11 @@
 use std::io::Write;
 use std::process::{Child, Command, Stdio};
 use std::sync::{Mutex, OnceLock};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use updraft::config::S3Config;
 
-use super::under_ci;
+use super::{under_ci, wait_until_blocking};
 
 struct S3Server {
     endpoint: String,
@@ -18,6 +18,9 @@ struct S3Server {
 }
 
 static SERVER: OnceLock<Option<S3Server>> = OnceLock::new();
+
+/// Why no S3 test server runs, when none does.
+static UNAVAILABLE: OnceLock<String> = OnceLock::new();
 
 fn start() -> Option<S3Server> {
     if let Ok(endpoint) = std::env::var("UPDRAFT_TEST_S3") {
@@ -33,11 +36,11 @@ fn start() -> Option<S3Server> {
         .status()
         .is_ok_and(|s| s.success());
     if !has_moto {
-        let message = "no S3 test server: install it with `pip install 'moto[server]'` (the test script does)";
+        let reason = "no S3 test server: install it with `pip install 'moto[server]'` (scripts/test.sh does)";
         if under_ci() {
-            panic!("{message}; CI=true makes this a failure");
+            panic!("{reason}; CI=true makes this a failure");
         }
-        eprintln!("skipping S3 tests: {message}");
+        let _ = UNAVAILABLE.set(reason.to_owned());
         return None;
     }
     let port = std::net::TcpListener::bind("127.0.0.1:0")
@@ -56,23 +59,47 @@ fn start() -> Option<S3Server> {
     // Keep the pipe open for the life of the process: leak our end on purpose.
     let stdin = child.stdin.take().unwrap();
     std::mem::forget(stdin);
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(
-            Instant::now() < deadline,
-            "the S3 test server did not start within 30 s"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    wait_until_blocking(
+        "the S3 test server to accept connections",
+        Duration::from_secs(30),
+        || {
+            if let Ok(Some(status)) = child.try_wait() {
+                panic!("the S3 test server exited before it listened: {status}");
+            }
+            std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
+        },
+    );
     Some(S3Server {
         endpoint: format!("http://127.0.0.1:{port}"),
         _child: Mutex::new(child),
     })
 }
 
-/// An S3 configuration for a fresh bucket on the test server, or `None` (outside CI) when none runs.
+/// Says, on stderr and under the test's name, that this test did not run; a skip
+/// must be visible in the output, never a silent pass.
+fn report_skip(reason: &str) {
+    let thread = std::thread::current();
+    let test = thread
+        .name()
+        .filter(|n| *n != "main")
+        .unwrap_or("an S3 test");
+    let line = format!("SKIPPED: {test}: {reason} (set CI=true to require it)\n");
+    // One write, so that lines of tests running in parallel do not interleave.
+    let _ = std::io::stderr().lock().write_all(line.as_bytes());
+}
+
+/// An S3 configuration for a fresh bucket on the test server, or `None` when none
+/// runs: outside CI only, and then the test says `SKIPPED` on stderr. Under CI=true a
+/// missing server fails the test.
 pub async fn fresh_bucket() -> Option<S3Config> {
-    let server = SERVER.get_or_init(start).as_ref()?;
+    let Some(server) = SERVER.get_or_init(start).as_ref() else {
+        report_skip(
+            UNAVAILABLE
+                .get()
+                .map_or("no S3 test server", String::as_str),
+        );
+        return None;
+    };
     let bucket = format!("t-{}", uuid::Uuid::new_v4().simple());
     // moto accepts unsigned requests, which keeps bucket creation out of the code under test.
     let created = crate::helpers::http_client()
@@ -85,7 +112,6 @@ pub async fn fresh_bucket() -> Option<S3Config> {
         "create bucket: {}",
         created.status()
     );
-    let _ = std::io::stderr().flush();
     Some(S3Config {
         bucket: Some(bucket),
         prefix: "updraft/".into(),
