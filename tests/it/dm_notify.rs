@@ -1,65 +1,14 @@
 //! Package 0 is sent once per trigger across replicas, and the gateway webhook URL (which
 //! carries the gateway's credential) never ends up in a stored error.
 
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use reqwest::Method;
 use serde_json::{Value, json};
 use updraft::config::Config;
 
-use crate::helpers::{TestApp, fresh_database, spawn_app_with};
-
-/// A slow gateway: answers every request with `status` after `delay`, recording when each
-/// request started and ended (requests are served concurrently).
-async fn slow_gateway(
-    status: u16,
-    delay: Duration,
-) -> (String, Arc<Mutex<Vec<(Instant, Instant)>>>) {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let calls = Arc::new(Mutex::new(Vec::new()));
-    let record = calls.clone();
-    tokio::spawn(async move {
-        while let Ok((mut conn, _)) = listener.accept().await {
-            let record = record.clone();
-            tokio::spawn(async move {
-                let start = Instant::now();
-                let mut buf = Vec::new();
-                let mut chunk = [0u8; 4096];
-                // Read the head and the announced body.
-                loop {
-                    let n = conn.read(&mut chunk).await.unwrap_or(0);
-                    if n == 0 {
-                        break;
-                    }
-                    buf.extend_from_slice(&chunk[..n]);
-                    if let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
-                        let head = String::from_utf8_lossy(&buf[..end]).to_ascii_lowercase();
-                        let len: usize = head
-                            .lines()
-                            .find_map(|l| l.strip_prefix("content-length:"))
-                            .map(|v| v.trim().parse().unwrap())
-                            .unwrap_or(0);
-                        if buf.len() >= end + 4 + len {
-                            break;
-                        }
-                    }
-                }
-                tokio::time::sleep(delay).await;
-                let reply = format!(
-                    "HTTP/1.1 {status} X\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"
-                );
-                let _ = conn.write_all(reply.as_bytes()).await;
-                record.lock().unwrap().push((start, Instant::now()));
-            });
-        }
-    });
-    // The credential is in the URL, as gateways commonly take it.
-    let url = format!("http://gw-user:gw-password@{addr}/push?api_key=SECRET-KEY-123");
-    (url, calls)
-}
+use crate::helpers::slow_gateway::slow_gateway;
+use crate::helpers::{TestApp, fresh_database, spawn_app_with, wait_for};
 
 async fn provision(app: &TestApp, dev_id: &str) -> String {
     let created: Value = app
@@ -112,15 +61,22 @@ async fn two_replicas_never_send_one_notification_at_the_same_time() {
     // Wait until the notification has expired after its last attempt.
     let store = updraft::store::Store::connect_url(&db.url).await.unwrap();
     let nid = notification["id"].as_i64().unwrap();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let record = loop {
-        let n = store.notifications().get(nid).await.unwrap().unwrap();
-        if n.state == "expired" {
-            break n;
-        }
-        assert!(Instant::now() < deadline, "never expired: {n:?}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    };
+    let record = wait_for(
+        "the notification to expire",
+        Duration::from_secs(30),
+        || {
+            let store = &store;
+            async move {
+                let n = store.notifications().get(nid).await.unwrap().unwrap();
+                if n.state == "expired" {
+                    Ok(n)
+                } else {
+                    Err(format!("{n:?}"))
+                }
+            }
+        },
+    )
+    .await;
     assert_eq!(record.attempts, 3);
     let mut calls = calls.lock().unwrap().clone();
     calls.sort();

@@ -6,6 +6,7 @@ pub mod app;
 pub mod database;
 pub mod firmware;
 pub mod s3;
+pub mod slow_gateway;
 pub mod wait;
 
 pub use app::{TestApp, spawn_app, spawn_app_with};

@@ -259,6 +259,10 @@ pub const SANS_IO_CORES: &[Core] = &[
         dir: "src/package",
         exempt: &["src/package/tests.rs"],
     },
+    Core {
+        dir: "src/fumo",
+        exempt: &["src/fumo/tests.rs"],
+    },
 ];
 
 /// What a core may not touch: time and randomness come in as arguments, I/O happens at the edge.
@@ -399,10 +403,16 @@ pub fn check_doc_lines(root: &Path) -> Vec<String> {
 
 /// Where a test may pause for a fixed time, and why: the polling interval of a wait
 /// helper, or a test of time itself.
-pub const MAY_SLEEP: &[(&str, &str)] = &[(
-    "tests/it/helpers/wait.rs",
-    "the polling interval of wait_for / wait_until_blocking: the outcome depends on the condition",
-)];
+pub const MAY_SLEEP: &[(&str, &str)] = &[
+    (
+        "tests/it/helpers/wait.rs",
+        "the polling interval of wait_for / wait_until_blocking: the outcome depends on the condition",
+    ),
+    (
+        "tests/it/helpers/slow_gateway.rs",
+        "a gateway slower than the retry interval: its delay is the condition under test",
+    ),
+];
 pub const SLEEPS: &[Pattern] = &[
     Pattern("sleep"),
     Pattern("sleep_until"),
