@@ -8,6 +8,7 @@ mod build_queue;
 mod devices_api;
 mod dm_atomic;
 mod dm_endpoint;
+mod dm_operations;
 mod dm_sessions;
 mod firmware_api;
 mod http_edge;
