@@ -471,3 +471,20 @@ async fn insert_event(
     .await?;
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_state_reads_back_and_an_unknown_one_is_an_error() {
+        use OperationState::*;
+        for s in [Queued, Sent, Accepted, Done, Failed, Expired, Cancelled] {
+            assert_eq!(OperationState::parse(s.as_str()).unwrap(), s);
+        }
+        assert!(matches!(
+            OperationState::parse("succeeded"),
+            Err(StoreError::Corrupt(_))
+        ));
+    }
+}
