@@ -75,7 +75,7 @@ impl Application {
             "updraft is starting"
         );
         install_tls_provider();
-        let dm = DmEdge::new(store.clone(), &config);
+        let dm = DmEdge::new(store.clone(), blobs.clone(), &config);
         let notifier = Notifier::new(store.clone(), &config);
         let (stop_workers, stop_rx) = tokio::sync::watch::channel(false);
         let builds_task = config.builds.enabled.then(|| {

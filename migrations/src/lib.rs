@@ -10,6 +10,7 @@ mod m20261125_000001_api_tokens;
 mod m20261125_000002_devices;
 mod m20261126_000003_firmware_packages;
 mod m20261201_000007_dm_message_atomicity;
+mod m20261201_000009_operation_lifecycle;
 mod m20261201_000010_update_jobs;
 
 pub struct Migrator;
@@ -22,6 +23,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261125_000002_devices::Migration),
             Box::new(m20261126_000003_firmware_packages::Migration),
             Box::new(m20261201_000007_dm_message_atomicity::Migration),
+            Box::new(m20261201_000009_operation_lifecycle::Migration),
             Box::new(m20261201_000010_update_jobs::Migration),
         ]
     }

@@ -7,16 +7,18 @@
 
 mod effects;
 pub mod notify;
+mod objects;
 
 use chrono::{DateTime, Utc};
 
+use crate::blob::{BlobError, BlobStore};
 use crate::config::Config;
 use crate::dm::auth::{AuthType, CredentialHash, Nonce, NonceSource, StoredSecret};
 use crate::dm::message::StatusCode;
 use crate::dm::message::SyncML;
 use crate::dm::session::{
     self, CachedReply, ClientCredentials, DeviceRecord, Inbound, Replay, ServerConfig,
-    ServerCredentials, SessionState,
+    ServerCredentials, SessionState, Window,
 };
 use crate::dm::{DecodeError, Encoding, Limits};
 use crate::store::{Device, DeviceSecrets, SessionUpdate, Store, StoreError};
@@ -39,6 +41,9 @@ pub enum DmError {
     Busy,
     #[error(transparent)]
     Store(StoreError),
+    /// The blob store failed while reading a value for the reply or publishing a result.
+    #[error(transparent)]
+    Blob(BlobError),
 }
 
 impl From<StoreError> for DmError {
@@ -62,12 +67,13 @@ impl NonceSource for OsNonces {
 #[derive(Clone)]
 pub struct DmEdge {
     store: Store,
+    blobs: BlobStore,
     server: ServerConfig,
     idle: chrono::Duration,
 }
 
 impl DmEdge {
-    pub fn new(store: Store, config: &Config) -> DmEdge {
+    pub fn new(store: Store, blobs: BlobStore, config: &Config) -> DmEdge {
         let base = config.public_url();
         let server = ServerConfig {
             server_uri: format!("{base}/dm"),
@@ -81,17 +87,26 @@ impl DmEdge {
         };
         DmEdge {
             store,
+            blobs,
             server,
             idle: chrono::Duration::seconds(config.dm.session_idle_secs as i64),
         }
     }
 
-    /// Closes sessions idle for longer than the configured timeout; returns how many.
+    /// Closes sessions idle for longer than the configured timeout, and expires the
+    /// operations they left awaiting a status; returns how many sessions.
     pub async fn expire_idle_sessions(&self, now: DateTime<Utc>) -> Result<u64, StoreError> {
-        self.store
-            .sessions()
-            .expire_idle(now - self.idle, now)
-            .await
+        let tx = self.store.begin().await?;
+        let closed = tx.sessions().expire_idle(now - self.idle, now).await?;
+        let expired = tx.operations().expire_orphaned(now).await?;
+        tx.commit().await?;
+        if expired > 0 {
+            tracing::info!(
+                operations = expired,
+                "operations of ended DM sessions expired"
+            );
+        }
+        Ok(closed)
     }
 
     pub fn server_uri(&self) -> &str {
@@ -170,10 +185,12 @@ impl DmEdge {
                     // Nothing of it can be trusted: refuse, and close it so the device's next
                     // session starts clean.
                     tracing::error!(device.id = %device.id, session.row = s.id, error = %err, "unreadable DM session state; session closed, message refused");
-                    self.store
-                        .sessions()
-                        .close(s.id, "corrupt_state", now)
+                    let tx = self.store.begin().await?;
+                    tx.sessions().close(s.id, "corrupt_state", now).await?;
+                    tx.operations()
+                        .expire_session(s.id, "the session's state was unreadable", now)
                         .await?;
+                    tx.commit().await?;
                     return Ok(refuse(StatusCode::COMMAND_FAILED));
                 }
             };
@@ -234,7 +251,28 @@ impl DmEdge {
             return Ok(refuse(StatusCode::NOT_FOUND));
         }
 
-        let queue = self.store.operations().queued_for(&device.id).await?;
+        let mut queue = self.store.operations().queued_for(&device.id).await?;
+        // The object bytes the reply may carry: one message's worth, never a value whole.
+        let mut window_bytes = None;
+        let request = session::window_request(&state, message, &queue, &self.server);
+        if let Some(request) = request {
+            match objects::read_window(&self.store, &self.blobs, &request).await? {
+                objects::WindowRead::Bytes(bytes) => window_bytes = Some((request, bytes)),
+                objects::WindowRead::Missing(why) => {
+                    // A queued operation whose value is gone fails now; one in flight is
+                    // abandoned by the engine, which finds no window for it.
+                    tracing::error!(device.id = %device.id, dm.op_id = %request.op_id, reason = %why, "operation value unreadable");
+                    if queue.iter().any(|q| q.id == request.op_id) {
+                        let id = objects::parse_op_id(&request.op_id)?;
+                        self.store
+                            .operations()
+                            .fail(id, &format!("value unreadable: {why}"), None, now)
+                            .await?;
+                        queue.retain(|q| q.id != request.op_id);
+                    }
+                }
+            }
+        }
         let inbound = Inbound {
             message,
             encoding,
@@ -242,6 +280,11 @@ impl DmEdge {
             hmac_header,
             device: &record,
             queue: &queue,
+            window: window_bytes.as_ref().map(|(r, bytes)| Window {
+                op_id: &r.op_id,
+                offset: r.offset,
+                bytes,
+            }),
             server: &self.server,
         };
         let (outbound, effects) =
@@ -262,8 +305,11 @@ impl DmEdge {
         }
         if let Some((row, reason)) = close_first {
             tx.sessions().close(row, reason, now).await?;
+            tx.operations()
+                .expire_session(row, "the session ended without a status", now)
+                .await?;
         }
-        let summary = effects::apply(&tx, &device, &session_id, &effects, now).await?;
+        let summary = effects::apply(&tx, &self.blobs, &device, &session_id, &effects, now).await?;
         let update = SessionUpdate {
             state_json: outbound.state.to_json().expect("session state serialises"),
             encoding: encoding_name(encoding),
@@ -274,13 +320,28 @@ impl DmEdge {
                 .session_over
                 .then(|| summary.end_reason.unwrap_or_else(|| "completed".to_owned())),
         };
-        match version {
-            Some((id, version)) => tx.sessions().advance(id, version, update, now).await?,
+        let row = match version {
+            Some((id, version)) => {
+                tx.sessions().advance(id, version, update, now).await?;
+                id
+            }
             None => {
                 tx.sessions()
                     .start(&device.id, &session_id, update, now)
-                    .await?;
+                    .await?
             }
+        };
+        // A command cancelled since the queue was read conflicts here: the whole step is
+        // retried on the new queue, so a cancelled command is never sent.
+        for id in &summary.sent {
+            tx.operations()
+                .mark_sent(*id, row, &session_id, now)
+                .await?;
+        }
+        if outbound.session_over {
+            tx.operations()
+                .expire_session(row, "the session ended without a status", now)
+                .await?;
         }
         tx.commit().await?;
         tracing::info!(

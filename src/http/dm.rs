@@ -81,6 +81,7 @@ async fn dm_message(
             }
             DmError::Busy => ApiError::Unavailable("the session is busy; retry".into()),
             DmError::Store(e) => ApiError::internal(e),
+            DmError::Blob(e) => ApiError::internal(e),
         })?;
     let mut response = HttpResponse::Ok()
         .content_type(reply.content_type)

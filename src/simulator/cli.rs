@@ -126,6 +126,8 @@ pub struct DeviceSummary {
     pub bytes_received: u64,
     pub auth_retries: u64,
     pub max_message_seen: u64,
+    /// sha256 of every Large Object received, in order.
+    pub large_objects: Vec<String>,
     /// Server violations seen (brief rules), prefixed with the session id.
     pub errors: Vec<String>,
     /// Why sessions stopped early.
@@ -140,6 +142,8 @@ impl DeviceSummary {
         self.bytes_received += r.bytes_received;
         self.auth_retries += u64::from(r.auth_retries);
         self.max_message_seen = self.max_message_seen.max(r.max_message_seen);
+        self.large_objects
+            .extend(r.large_object_sha256.iter().cloned());
         let sid = &r.session_id;
         self.errors
             .extend(r.errors.iter().map(|e| format!("[{sid}] {e}")));

@@ -254,6 +254,10 @@ impl ClientSession<'_> {
                 }
                 ChunkStep::Done(format, value) => {
                     self.report.large_objects_received += 1;
+                    self.report.large_object_sha256.push({
+                        use sha2::Digest as _;
+                        hex::encode(sha2::Sha256::digest(&value))
+                    });
                     self.apply(kind, &uri, &format, inc.mime_type.as_deref(), value)
                 }
                 ChunkStep::Failed(code, why) => {

@@ -65,6 +65,9 @@ pub struct SessionReport {
     pub max_message_seen: u64,
     pub generic_alerts_sent: u32,
     pub large_objects_received: u32,
+    /// Lower-case hex sha256 of each Large Object received, in order (a separate process
+    /// can prove what arrived without printing it).
+    pub large_object_sha256: Vec<String>,
     /// Protocol violations by the server (brief rules), in order of detection.
     pub errors: Vec<String>,
     /// Why the session stopped early, if it did.

@@ -12,6 +12,10 @@ pub enum StoreError {
     InUse(String),
     #[error("not found")]
     NotFound,
+    /// A stored value cannot be read back (bad JSON, an unknown state name): a bug or a
+    /// hand-edited row, never defaulted.
+    #[error("unreadable stored data: {0}")]
+    Corrupt(String),
     #[error("database error: {0}")]
     Database(DbErr),
 }

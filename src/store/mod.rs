@@ -10,6 +10,7 @@ mod entity;
 mod error;
 mod firmware;
 mod notifications;
+mod operation_outcomes;
 mod operations;
 mod packages;
 mod signing_keys;
@@ -38,7 +39,10 @@ pub use dm_sessions::{SessionLogLine, SessionStore, SessionUpdate, StoredSession
 pub use error::StoreError;
 pub use firmware::{DeletedFirmware, Firmware, FirmwareFilter, FirmwareStore, NewFirmware};
 pub use notifications::{NotificationRecord, NotificationStore};
-pub use operations::{OperationRecord, OperationState, OperationStore};
+pub use operations::{
+    NewOperation, OperationEvent, OperationRecord, OperationState, OperationStore, Outcome,
+    QUEUE_WINDOW, Refusal,
+};
 pub use packages::{
     BuildJob, JobResult, JobState, NewJob, NewPackage, PackageFilter, PackageKind, PackageOrigin,
     PackageRecord, PackageStore,

@@ -1,16 +1,26 @@
-//! The management-operation queue: commands waiting for a device's next session, and their outcome.
+//! The management-operation queue and lifecycle: commands waiting for a device's next session,
+//! where each one is (queued → sent → done / failed, accepted, expired, cancelled), and the
+//! outcome log an operation's owner reads.
+//!
+//! Every state change is a compare-and-set on the state the change starts from, and writes an
+//! event row in the same transaction; an event's `owner` lets the owner of an operation (an
+//! update job) learn its outcomes from the database, whichever replica recorded them.
 
 use chrono::{DateTime, Utc};
-use sea_orm::sea_query::Expr;
+use sea_orm::sea_query::{Expr, SimpleExpr};
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, QueryOrder,
     QuerySelect, Set,
 };
+use sea_orm::{ConnectionTrait, TransactionSession, TransactionTrait};
 
 use super::StoreError;
-use super::entity::dm_operation;
+use super::entity::{dm_operation, dm_operation_event};
 use crate::dm::session::{Operation, QueuedOperation};
-use sea_orm::{ConnectionTrait, TransactionTrait};
+
+/// The most queued operations read for one device message: more than a reply can carry at
+/// any realistic MaxMsgSize, and the rest follow in the session's next messages.
+pub const QUEUE_WINDOW: u64 = 64;
 
 /// Where an operation is in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
@@ -18,27 +28,50 @@ use sea_orm::{ConnectionTrait, TransactionTrait};
 pub enum OperationState {
     /// Waiting for the device's next session.
     Queued,
-    /// The device answered with a success status (2xx).
-    Succeeded,
-    /// The device answered with a failure status, or delivery failed for good.
+    /// In a session, awaiting the device's Status (or a Get's Results).
+    Sent,
+    /// An Exec answered 202: its outcome comes later in a Generic Alert with its Correlator.
+    Accepted,
+    /// The device reported success (2xx, or a successful Generic Alert result).
+    Done,
+    /// The device reported failure, or the command could not be delivered.
     Failed,
+    /// Sent, but the session ended without its status. Never resent by itself: its owner (or
+    /// an operator, with `requeue`) decides.
+    Expired,
+    /// Withdrawn before it was sent.
+    Cancelled,
 }
 
 impl OperationState {
-    fn as_str(self) -> &'static str {
+    pub fn as_str(self) -> &'static str {
         match self {
             OperationState::Queued => "queued",
-            OperationState::Succeeded => "succeeded",
+            OperationState::Sent => "sent",
+            OperationState::Accepted => "accepted",
+            OperationState::Done => "done",
             OperationState::Failed => "failed",
+            OperationState::Expired => "expired",
+            OperationState::Cancelled => "cancelled",
         }
     }
 
-    fn parse(s: &str) -> OperationState {
-        match s {
-            "succeeded" => OperationState::Succeeded,
+    /// Reads a stored state; an unknown name is an error, never a default.
+    pub fn parse(s: &str) -> Result<OperationState, StoreError> {
+        Ok(match s {
+            "queued" => OperationState::Queued,
+            "sent" => OperationState::Sent,
+            "accepted" => OperationState::Accepted,
+            "done" => OperationState::Done,
             "failed" => OperationState::Failed,
-            _ => OperationState::Queued,
-        }
+            "expired" => OperationState::Expired,
+            "cancelled" => OperationState::Cancelled,
+            other => {
+                return Err(StoreError::Corrupt(format!(
+                    "unknown operation state {other:?}"
+                )));
+            }
+        })
     }
 }
 
@@ -48,8 +81,11 @@ pub struct OperationRecord {
     pub device_id: String,
     pub operation: Operation,
     pub sequence_group: Option<String>,
+    pub owner: Option<String>,
     pub state: OperationState,
     pub status_code: Option<u16>,
+    /// The result code of the Generic Alert that reported an accepted Exec.
+    pub result_code: Option<u32>,
     pub results: Option<serde_json::Value>,
     pub failure: Option<String>,
     pub session_id: Option<String>,
@@ -57,17 +93,66 @@ pub struct OperationRecord {
     pub updated_at: DateTime<Utc>,
 }
 
+/// One state an operation entered, as its owner reads it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OperationEvent {
+    /// Increasing: an owner reads on from the last id it saw.
+    pub id: i64,
+    pub operation_id: i64,
+    pub owner: Option<String>,
+    pub state: OperationState,
+    pub status_code: Option<u16>,
+    pub detail: Option<String>,
+    pub at: DateTime<Utc>,
+}
+
+/// An operation to queue.
+#[derive(Debug, Clone)]
+pub struct NewOperation<'a> {
+    pub device_id: &'a str,
+    pub operation: &'a Operation,
+    pub sequence_group: Option<String>,
+    /// Who learns its outcome, e.g. `update_job:42`.
+    pub owner: Option<String>,
+}
+
+/// What a recorded device outcome did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// The operation moved to this state.
+    Applied(OperationState),
+    /// Nothing changed: the operation is in this state, which the outcome does not apply to.
+    Ignored(OperationState),
+}
+
+/// Why an operator's action was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refusal {
+    /// The action does not apply to an operation in this state.
+    WrongState(OperationState),
+    /// Requeueing an Exec could run it twice on the device: it needs `force`.
+    ExecNeedsForce,
+}
+
 fn to_record(m: dm_operation::Model) -> Result<OperationRecord, StoreError> {
     let operation = serde_json::from_str(&m.operation)
-        .map_err(|e| StoreError::Database(sea_orm::DbErr::Json(e.to_string())))?;
+        .map_err(|e| StoreError::Corrupt(format!("operation {}: command JSON: {e}", m.id)))?;
+    let results = m
+        .results
+        .as_deref()
+        .map(serde_json::from_str)
+        .transpose()
+        .map_err(|e| StoreError::Corrupt(format!("operation {}: results JSON: {e}", m.id)))?;
     Ok(OperationRecord {
         id: m.id,
+        state: OperationState::parse(&m.state)?,
         device_id: m.device_id,
         operation,
         sequence_group: m.sequence_group,
-        state: OperationState::parse(&m.state),
+        owner: m.owner,
         status_code: m.status_code.map(|c| c as u16),
-        results: m.results.and_then(|r| serde_json::from_str(&r).ok()),
+        result_code: m.result_code.map(|c| c as u32),
+        results,
         failure: m.failure,
         session_id: m.session_id,
         created_at: m.created_at,
@@ -75,8 +160,32 @@ fn to_record(m: dm_operation::Model) -> Result<OperationRecord, StoreError> {
     })
 }
 
+fn to_event(m: dm_operation_event::Model) -> Result<OperationEvent, StoreError> {
+    Ok(OperationEvent {
+        id: m.id,
+        operation_id: m.operation_id,
+        owner: m.owner,
+        state: OperationState::parse(&m.state)?,
+        status_code: m.status_code.map(|c| c as u16),
+        detail: m.detail,
+        at: m.at,
+    })
+}
+
+/// Column changes that go with a state change.
+#[derive(Default)]
+pub(super) struct Change {
+    pub status_code: Option<u16>,
+    pub result_code: Option<u32>,
+    pub failure: Option<String>,
+    pub results: Option<String>,
+    pub session: Option<(i64, String)>,
+    /// Requeue: clear the previous attempt's outcome.
+    pub reset: bool,
+}
+
 pub struct OperationStore<'a, C = DatabaseConnection> {
-    db: &'a C,
+    pub(super) db: &'a C,
 }
 
 impl<'a, C: ConnectionTrait + TransactionTrait> OperationStore<'a, C> {
@@ -91,32 +200,60 @@ impl<'a, C: ConnectionTrait + TransactionTrait> OperationStore<'a, C> {
         sequence_group: Option<String>,
         now: DateTime<Utc>,
     ) -> Result<OperationRecord, StoreError> {
-        let json = serde_json::to_string(operation).expect("operations serialise");
+        self.enqueue_new(
+            NewOperation {
+                device_id,
+                operation,
+                sequence_group,
+                owner: None,
+            },
+            now,
+        )
+        .await
+    }
+
+    pub async fn enqueue_new(
+        &self,
+        new: NewOperation<'_>,
+        now: DateTime<Utc>,
+    ) -> Result<OperationRecord, StoreError> {
+        let json = serde_json::to_string(new.operation).expect("operations serialise");
+        let txn = self.db.begin().await?;
         let model = dm_operation::ActiveModel {
-            device_id: Set(device_id.to_owned()),
+            device_id: Set(new.device_id.to_owned()),
             operation: Set(json),
-            sequence_group: Set(sequence_group),
+            sequence_group: Set(new.sequence_group),
+            owner: Set(new.owner.clone()),
+            correlator: Set(new.operation.correlator().map(str::to_owned)),
             state: Set(OperationState::Queued.as_str().to_owned()),
-            status_code: Set(None),
-            results: Set(None),
-            failure: Set(None),
-            session_id: Set(None),
             created_at: Set(now),
             updated_at: Set(now),
             ..Default::default()
         }
-        .insert(self.db)
+        .insert(&txn)
         .await?;
+        insert_event(
+            &txn,
+            model.id,
+            new.owner,
+            OperationState::Queued,
+            None,
+            None,
+            now,
+        )
+        .await?;
+        txn.commit().await?;
         to_record(model)
     }
 
-    /// The device's queued operations, oldest first, as the engine takes them.
+    /// The device's queued operations, oldest first, at most [`QUEUE_WINDOW`] of them (an
+    /// index on (device, state, id) serves this read).
     pub async fn queued_for(&self, device_id: &str) -> Result<Vec<QueuedOperation>, StoreError> {
         dm_operation::Entity::find()
             .filter(dm_operation::Column::DeviceId.eq(device_id))
             .filter(dm_operation::Column::State.eq(OperationState::Queued.as_str()))
             .order_by_asc(dm_operation::Column::Id)
-            .limit(1000)
+            .limit(QUEUE_WINDOW)
             .all(self.db)
             .await?
             .into_iter()
@@ -131,78 +268,59 @@ impl<'a, C: ConnectionTrait + TransactionTrait> OperationStore<'a, C> {
             .collect()
     }
 
-    /// Records the device's status for an operation: 2xx succeeds, anything else fails.
-    pub async fn record_status(
+    /// Withdraws a queued operation. Refused once it has been sent.
+    pub async fn cancel(
         &self,
         id: i64,
-        status: u16,
-        session_id: &str,
         now: DateTime<Utc>,
-    ) -> Result<(), StoreError> {
-        let state = if (200..300).contains(&status) {
-            OperationState::Succeeded
-        } else {
-            OperationState::Failed
-        };
-        dm_operation::Entity::update_many()
-            .col_expr(dm_operation::Column::State, Expr::value(state.as_str()))
-            .col_expr(
-                dm_operation::Column::StatusCode,
-                Expr::value(i32::from(status)),
+    ) -> Result<Result<OperationRecord, Refusal>, StoreError> {
+        let change = Change::default();
+        match self
+            .transition(
+                id,
+                &[OperationState::Queued],
+                OperationState::Cancelled,
+                change,
+                now,
             )
-            .col_expr(
-                dm_operation::Column::SessionId,
-                Expr::value(session_id.to_owned()),
-            )
-            .col_expr(dm_operation::Column::UpdatedAt, Expr::value(now))
-            .filter(dm_operation::Column::Id.eq(id))
-            .exec(self.db)
-            .await?;
-        Ok(())
+            .await?
+        {
+            Outcome::Applied(_) => Ok(Ok(self.get(id).await?.ok_or(StoreError::NotFound)?)),
+            Outcome::Ignored(state) => Ok(Err(Refusal::WrongState(state))),
+        }
     }
 
-    pub async fn record_results(
+    /// Queues an expired, failed or cancelled operation again (its previous outcome is
+    /// cleared; the event log keeps it). An Exec needs `force`: it may have run already.
+    pub async fn requeue(
         &self,
         id: i64,
-        results: &serde_json::Value,
+        force: bool,
         now: DateTime<Utc>,
-    ) -> Result<(), StoreError> {
-        dm_operation::Entity::update_many()
-            .col_expr(
-                dm_operation::Column::Results,
-                Expr::value(results.to_string()),
-            )
-            .col_expr(dm_operation::Column::UpdatedAt, Expr::value(now))
-            .filter(dm_operation::Column::Id.eq(id))
-            .exec(self.db)
-            .await?;
-        Ok(())
-    }
-
-    /// Delivery did not happen: stays queued for a later session, or fails for good.
-    pub async fn record_not_delivered(
-        &self,
-        id: i64,
-        reason: &str,
-        retry_later: bool,
-        now: DateTime<Utc>,
-    ) -> Result<(), StoreError> {
-        let state = if retry_later {
-            OperationState::Queued
-        } else {
-            OperationState::Failed
+    ) -> Result<Result<OperationRecord, Refusal>, StoreError> {
+        let record = self.get(id).await?.ok_or(StoreError::NotFound)?;
+        let from = [
+            OperationState::Expired,
+            OperationState::Failed,
+            OperationState::Cancelled,
+        ];
+        if !from.contains(&record.state) {
+            return Ok(Err(Refusal::WrongState(record.state)));
+        }
+        if record.operation.is_exec() && !force {
+            return Ok(Err(Refusal::ExecNeedsForce));
+        }
+        let change = Change {
+            reset: true,
+            ..Change::default()
         };
-        dm_operation::Entity::update_many()
-            .col_expr(dm_operation::Column::State, Expr::value(state.as_str()))
-            .col_expr(
-                dm_operation::Column::Failure,
-                Expr::value(reason.to_owned()),
-            )
-            .col_expr(dm_operation::Column::UpdatedAt, Expr::value(now))
-            .filter(dm_operation::Column::Id.eq(id))
-            .exec(self.db)
-            .await?;
-        Ok(())
+        match self
+            .transition(id, &from, OperationState::Queued, change, now)
+            .await?
+        {
+            Outcome::Applied(_) => Ok(Ok(self.get(id).await?.ok_or(StoreError::NotFound)?)),
+            Outcome::Ignored(state) => Ok(Err(Refusal::WrongState(state))),
+        }
     }
 
     pub async fn get(&self, id: i64) -> Result<Option<OperationRecord>, StoreError> {
@@ -228,5 +346,145 @@ impl<'a, C: ConnectionTrait + TransactionTrait> OperationStore<'a, C> {
             .into_iter()
             .map(to_record)
             .collect()
+    }
+
+    /// The state changes of `owner`'s operations after event `after` (0 for all), oldest
+    /// first: how an owner learns outcomes, reading on from the last id it handled.
+    pub async fn outcomes_for_owner(
+        &self,
+        owner: &str,
+        after: i64,
+        limit: u64,
+    ) -> Result<Vec<OperationEvent>, StoreError> {
+        dm_operation_event::Entity::find()
+            .filter(dm_operation_event::Column::Owner.eq(owner))
+            .filter(dm_operation_event::Column::Id.gt(after))
+            .order_by_asc(dm_operation_event::Column::Id)
+            .limit(limit)
+            .all(self.db)
+            .await?
+            .into_iter()
+            .map(to_event)
+            .collect()
+    }
+
+    /// Every state change of one operation, oldest first.
+    pub async fn history(&self, id: i64) -> Result<Vec<OperationEvent>, StoreError> {
+        dm_operation_event::Entity::find()
+            .filter(dm_operation_event::Column::OperationId.eq(id))
+            .order_by_asc(dm_operation_event::Column::Id)
+            .all(self.db)
+            .await?
+            .into_iter()
+            .map(to_event)
+            .collect()
+    }
+
+    /// Moves operation `id` from one of `from` to `to` (compare-and-set) and logs the event,
+    /// in one transaction.
+    pub(super) async fn transition(
+        &self,
+        id: i64,
+        from: &[OperationState],
+        to: OperationState,
+        change: Change,
+        now: DateTime<Utc>,
+    ) -> Result<Outcome, StoreError> {
+        let txn = self.db.begin().await?;
+        let Some(current) = dm_operation::Entity::find_by_id(id).one(&txn).await? else {
+            return Err(StoreError::NotFound);
+        };
+        let state = OperationState::parse(&current.state)?;
+        if !from.contains(&state) {
+            return Ok(Outcome::Ignored(state));
+        }
+        let value = |v: Option<SimpleExpr>| v.unwrap_or_else(|| Expr::cust("NULL"));
+        let mut update = dm_operation::Entity::update_many()
+            .col_expr(dm_operation::Column::State, Expr::value(to.as_str()))
+            .col_expr(dm_operation::Column::UpdatedAt, Expr::value(now))
+            .filter(dm_operation::Column::Id.eq(id))
+            .filter(dm_operation::Column::State.eq(state.as_str()));
+        if change.reset {
+            for col in [
+                dm_operation::Column::StatusCode,
+                dm_operation::Column::ResultCode,
+                dm_operation::Column::Results,
+                dm_operation::Column::Failure,
+                dm_operation::Column::SessionId,
+                dm_operation::Column::SessionRow,
+            ] {
+                update = update.col_expr(col, value(None));
+            }
+        }
+        if let Some(code) = change.status_code {
+            update = update.col_expr(
+                dm_operation::Column::StatusCode,
+                Expr::value(i32::from(code)),
+            );
+        }
+        if let Some(code) = change.result_code {
+            update = update.col_expr(dm_operation::Column::ResultCode, Expr::value(code as i32));
+        }
+        if let Some(failure) = &change.failure {
+            update = update.col_expr(dm_operation::Column::Failure, Expr::value(failure.clone()));
+        }
+        if let Some(results) = change.results {
+            update = update.col_expr(dm_operation::Column::Results, Expr::value(results));
+        }
+        if let Some((row, session_id)) = change.session {
+            update = update
+                .col_expr(dm_operation::Column::SessionRow, Expr::value(row))
+                .col_expr(dm_operation::Column::SessionId, Expr::value(session_id));
+        }
+        if update.exec(&txn).await?.rows_affected == 0 {
+            return Ok(Outcome::Ignored(state));
+        }
+        let status = change
+            .status_code
+            .or(current.status_code.map(|c| c as u16))
+            .filter(|_| !change.reset);
+        insert_event(&txn, id, current.owner, to, status, change.failure, now).await?;
+        txn.commit().await?;
+        Ok(Outcome::Applied(to))
+    }
+}
+
+async fn insert_event(
+    db: &impl ConnectionTrait,
+    operation_id: i64,
+    owner: Option<String>,
+    state: OperationState,
+    status_code: Option<u16>,
+    detail: Option<String>,
+    at: DateTime<Utc>,
+) -> Result<(), StoreError> {
+    dm_operation_event::ActiveModel {
+        operation_id: Set(operation_id),
+        owner: Set(owner),
+        state: Set(state.as_str().to_owned()),
+        status_code: Set(status_code.map(i32::from)),
+        detail: Set(detail),
+        at: Set(at),
+        ..Default::default()
+    }
+    .insert(db)
+    .await?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_state_reads_back_and_an_unknown_one_is_an_error() {
+        use OperationState::*;
+        for s in [Queued, Sent, Accepted, Done, Failed, Expired, Cancelled] {
+            assert_eq!(OperationState::parse(s.as_str()).unwrap(), s);
+        }
+        assert!(matches!(
+            OperationState::parse("succeeded"),
+            Err(StoreError::Corrupt(_))
+        ));
     }
 }

@@ -102,7 +102,6 @@ async fn management_then_generic_alert(encoding: Encoding) {
 
     let done: Vec<Value> = serde_json::from_value(get_json(&app, &ops).await).unwrap();
     assert_eq!(done.len(), 4);
-    assert!(done.iter().all(|o| o["state"] == "succeeded"), "{done:#?}");
     let exec = done
         .iter()
         .find(|o| o["operation"].get("Exec").is_some())
@@ -110,6 +109,13 @@ async fn management_then_generic_alert(encoding: Encoding) {
     assert_eq!(
         exec["status_code"], 202,
         "Exec is accepted for later reporting"
+    );
+    assert_eq!(exec["state"], "accepted", "202 is not success: {exec}");
+    assert!(
+        done.iter()
+            .filter(|o| o["operation"].get("Exec").is_none())
+            .all(|o| o["state"] == "done"),
+        "{done:#?}"
     );
     let get = done
         .iter()
@@ -153,6 +159,14 @@ async fn management_then_generic_alert(encoding: Encoding) {
     assert_eq!(alerts.len(), 1, "{alerts:?}");
     assert_eq!(alerts[0]["code"], 1226);
     assert_eq!(alerts[0]["result_code"], 200);
+    // The report settles the accepted Exec.
+    let exec = get_json(
+        &app,
+        &format!("/api/v1/operations/{}", exec["id"].as_i64().unwrap()),
+    )
+    .await;
+    assert_eq!(exec["state"], "done", "{exec}");
+    assert_eq!(exec["result_code"], 200);
     assert_eq!(
         alerts[0]["alert_type"],
         "org.openmobilealliance.dm.firmwareupdate.downloadandupdate"
@@ -243,7 +257,7 @@ async fn a_5_mib_object_arrives_as_a_large_object_within_16_kib_messages() {
     let ops: Vec<Value> =
         serde_json::from_value(get_json(&app, &format!("/api/v1/devices/{id}/operations")).await)
             .unwrap();
-    assert_eq!(ops[0]["state"], "succeeded");
+    assert_eq!(ops[0]["state"], "done");
 }
 
 #[tokio::test]

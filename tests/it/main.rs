@@ -9,6 +9,7 @@ mod devices_api;
 mod dm_atomic;
 mod dm_endpoint;
 mod dm_notify;
+mod dm_operations;
 mod dm_sessions;
 mod firmware_api;
 mod heap_window;

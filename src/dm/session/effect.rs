@@ -46,8 +46,46 @@ pub enum Effect {
         op_id: String,
         items: Vec<ResultItem>,
     },
-    /// The operation was not (completely) delivered; `retry_later` says whether to keep it
-    /// queued for a later session.
+    /// The operation went out in this reply (its first chunk, for a Large Object): it now
+    /// awaits the device's Status.
+    OperationSent {
+        op_id: String,
+    },
+    /// The operation's Results could not be read (bad base64, a refused Large Object): it
+    /// fails with `reason`.
+    OperationResultsRejected {
+        op_id: String,
+        reason: String,
+    },
+    /// One chunk of a Large Object the device sends as Results of `op_id`, as transmitted
+    /// (base64 text over XML): stage it outside the session state, in order (`seq` from 0).
+    ResultChunk {
+        op_id: String,
+        seq: u32,
+        #[serde(with = "crate::dm::large_object::serde_b64")]
+        bytes: Vec<u8>,
+    },
+    /// The last chunk of that object arrived: publish the staged chunks as the result of
+    /// `op_id`, after checking them against `chunks`, `transmitted_len` and the digest `chain`
+    /// (see [`Reassembly`](crate::dm::large_object::Reassembly)).
+    ResultObject {
+        op_id: String,
+        uri: String,
+        format: Option<String>,
+        mime_type: Option<String>,
+        /// The staged bytes are base64 text to decode on publication.
+        b64: bool,
+        transmitted_len: u64,
+        chunks: u32,
+        chain: String,
+    },
+    /// The device's Large Object for `op_id` was refused or interrupted: drop what was staged.
+    ResultAbandoned {
+        op_id: String,
+    },
+    /// The operation was not (completely) delivered. `retry_later` says whether nothing of it
+    /// can have been executed, so that sending it again later would be safe; whether it is
+    /// sent again is the store's (and the operation owner's) decision, by `reason`.
     OperationNotDelivered {
         op_id: String,
         reason: NotDelivered,

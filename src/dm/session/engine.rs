@@ -17,7 +17,7 @@ use super::state::{
 use super::{Inbound, Outbound};
 use crate::dm::auth::{NonceSource, md5_b64};
 use crate::dm::large_object::{
-    ChunkOutcome, ObjectInfo, Reassembly, chunk_item, plan_chunk, transmitted_size,
+    ChunkOutcome, ObjectInfo, Reassembly, chunk_item, plan_chunk, transmitted_size, wire_format,
 };
 use crate::dm::message::{
     Alert, AlertCode, Command, Container, Data, Exec, Format, Id, Item, ItemCommand, Meta, Results,
@@ -317,11 +317,12 @@ impl<'a> Cx<'a> {
                 if let Some(o) = self.st.outgoing.take() {
                     self.large_object_failed(
                         o.op_id,
+                        o.sequence_group,
                         NotDelivered::LargeObjectFailed { status: None },
                         true,
                     );
                 }
-                self.st.incoming = None;
+                self.abandon_incoming();
                 StatusCode::OK
             }
             AlertCode::GENERIC_ALERT | AlertCode::CLIENT_EVENT => {
@@ -402,10 +403,12 @@ impl<'a> Cx<'a> {
                 last_chunk: false,
             } => {
                 if s.data != StatusCode::CHUNKED_ITEM_ACCEPTED {
-                    // 424, 413, 412, 400, …: the object failed; retry from scratch later.
+                    // 424, 413, 412, 400, …: the device refused the object.
+                    let group = self.lo_group(&op_id);
                     self.st.outgoing = None;
                     self.large_object_failed(
                         op_id,
+                        group,
                         NotDelivered::LargeObjectFailed {
                             status: Some(s.data),
                         },
@@ -439,57 +442,45 @@ impl<'a> Cx<'a> {
         let purpose = self
             .find_sent(r.msg_ref.as_ref(), Some(&r.cmd_ref))
             .map(|i| self.st.outstanding[i].purpose.clone());
+        let op_id = match &purpose {
+            Some(Purpose::Operation { op_id, .. }) => Some(op_id.clone()),
+            _ => None,
+        };
         let mut out = Vec::new();
         let mut code = StatusCode::OK;
         for item in &r.items {
             let meta = item.meta.as_ref().or(r.meta.as_ref());
-            let bytes = if let Some(inc) = &mut self.st.incoming {
-                match inc.reassembly.push(item) {
-                    ChunkOutcome::Buffered => {
-                        code = StatusCode::CHUNKED_ITEM_ACCEPTED;
-                        continue;
-                    }
-                    ChunkOutcome::Complete(v) => {
-                        self.st.incoming = None;
-                        v
-                    }
-                    ChunkOutcome::Failed(c) => {
-                        self.st.incoming = None;
-                        code = c;
-                        continue;
-                    }
-                }
-            } else if item.more_data {
-                match Reassembly::start(item, self.inp.server.max_obj_size) {
-                    Ok(reassembly) => {
-                        let op_id = match &purpose {
-                            Some(Purpose::Operation { op_id, .. }) => Some(op_id.clone()),
-                            _ => None,
-                        };
-                        self.st.incoming = Some(Incoming { op_id, reassembly });
-                        code = StatusCode::CHUNKED_ITEM_ACCEPTED;
-                    }
-                    Err(c) => code = c,
-                }
+            if self.st.incoming.is_some() || item.more_data {
+                code = self.result_chunk(item, op_id.as_deref());
                 continue;
-            } else {
-                match &item.data {
-                    Some(Data::Text(t))
-                        if meta.and_then(|m| m.format.as_ref()) == Some(&Format::B64) =>
-                    {
-                        STANDARD
-                            .decode(t.trim())
-                            .unwrap_or_else(|_| t.as_bytes().to_vec())
+            }
+            let bytes = match &item.data {
+                Some(Data::Text(t))
+                    if meta.and_then(|m| m.format.as_ref()) == Some(&Format::B64) =>
+                {
+                    match STANDARD.decode(t.trim()) {
+                        Ok(b) => b,
+                        Err(e) => {
+                            // Not what the device said it sent: the result is unreadable.
+                            code = StatusCode::BAD_REQUEST;
+                            if let Some(op_id) = &op_id {
+                                self.fx.push(Effect::OperationResultsRejected {
+                                    op_id: op_id.clone(),
+                                    reason: format!("Results data is not valid base64: {e}"),
+                                });
+                            }
+                            continue;
+                        }
                     }
-                    Some(Data::Text(t)) => t.as_bytes().to_vec(),
-                    Some(Data::Opaque(b)) => b.clone(),
-                    Some(Data::Elements(e)) => e
-                        .iter()
-                        .map(crate::dm::xml::write_tree)
-                        .collect::<String>()
-                        .into_bytes(),
-                    None => Vec::new(),
                 }
+                Some(Data::Text(t)) => t.as_bytes().to_vec(),
+                Some(Data::Opaque(b)) => b.clone(),
+                Some(Data::Elements(e)) => e
+                    .iter()
+                    .map(crate::dm::xml::write_tree)
+                    .collect::<String>()
+                    .into_bytes(),
+                None => Vec::new(),
             };
             let uri = item
                 .source
@@ -523,7 +514,7 @@ impl<'a> Cx<'a> {
         {
             self.st.large_object_support = Some(false);
         }
-        if let Some(Purpose::Operation { op_id, .. }) = purpose
+        if let Some(op_id) = op_id
             && !out.is_empty()
         {
             self.fx.push(Effect::OperationResults { op_id, items: out });
@@ -534,15 +525,107 @@ impl<'a> Cx<'a> {
         }
     }
 
+    /// One chunk of a Large Object in the device's Results: its bytes go out as an effect for
+    /// the edge to stage, and only the bookkeeping stays in the state. Returns the status.
+    fn result_chunk(&mut self, item: &Item, op_id: Option<&str>) -> StatusCode {
+        let Some(inc) = &mut self.st.incoming else {
+            // The first chunk. Only the result of one of our operations may be a Large
+            // Object: anything else has nowhere to go.
+            let Some(op_id) = op_id else {
+                return StatusCode::OPTIONAL_FEATURE_NOT_SUPPORTED;
+            };
+            return match Reassembly::start(item, self.inp.server.max_obj_size) {
+                Ok((reassembly, bytes)) => {
+                    self.fx.push(Effect::ResultChunk {
+                        op_id: op_id.to_owned(),
+                        seq: 0,
+                        bytes,
+                    });
+                    self.st.incoming = Some(Incoming {
+                        op_id: op_id.to_owned(),
+                        reassembly,
+                    });
+                    StatusCode::CHUNKED_ITEM_ACCEPTED
+                }
+                Err(code) => {
+                    self.fx.push(Effect::OperationResultsRejected {
+                        op_id: op_id.to_owned(),
+                        reason: format!("Large Object result refused with status {}", code.0),
+                    });
+                    code
+                }
+            };
+        };
+        let seq = inc.reassembly.chunks;
+        match inc.reassembly.push(item) {
+            ChunkOutcome::Buffered(bytes) => {
+                let op_id = inc.op_id.clone();
+                self.fx.push(Effect::ResultChunk { op_id, seq, bytes });
+                StatusCode::CHUNKED_ITEM_ACCEPTED
+            }
+            ChunkOutcome::Complete(bytes) => {
+                let Some(Incoming { op_id, reassembly }) = self.st.incoming.take() else {
+                    return StatusCode::COMMAND_FAILED;
+                };
+                self.fx.push(Effect::ResultChunk {
+                    op_id: op_id.clone(),
+                    seq,
+                    bytes,
+                });
+                let b64 = reassembly.is_b64();
+                self.fx.push(Effect::ResultObject {
+                    op_id,
+                    uri: normalize_uri(&reassembly.source_uri),
+                    format: reassembly.format,
+                    mime_type: reassembly.mime_type,
+                    b64,
+                    transmitted_len: reassembly.received,
+                    chunks: reassembly.chunks,
+                    chain: reassembly.chain,
+                });
+                StatusCode::OK
+            }
+            ChunkOutcome::Failed(code) => {
+                if let Some(inc) = self.st.incoming.take() {
+                    self.fx.push(Effect::OperationResultsRejected {
+                        op_id: inc.op_id.clone(),
+                        reason: format!("Large Object result refused with status {}", code.0),
+                    });
+                    self.fx.push(Effect::ResultAbandoned { op_id: inc.op_id });
+                }
+                code
+            }
+        }
+    }
+
+    /// Drops the device's Large Object in progress, if any (its staged chunks with it).
+    fn abandon_incoming(&mut self) {
+        if let Some(inc) = self.st.incoming.take() {
+            self.fx.push(Effect::ResultAbandoned { op_id: inc.op_id });
+        }
+    }
+
+    /// The sequence group of an operation that is queued or is the Large Object in flight.
+    fn lo_group(&self, op_id: &str) -> Option<String> {
+        if let Some(q) = self.inp.queue.iter().find(|q| q.id == op_id) {
+            return q.sequence_group.clone();
+        }
+        self.st
+            .outgoing
+            .as_ref()
+            .filter(|o| o.op_id == op_id)
+            .and_then(|o| o.sequence_group.clone())
+    }
+
     /// A Large Object (or a command too big to send) was not delivered. The members of its
     /// sequence group that come after it are held back (see `fill_from_queue`).
-    fn large_object_failed(&mut self, op_id: String, reason: NotDelivered, retry_later: bool) {
-        let group = self
-            .inp
-            .queue
-            .iter()
-            .find(|q| q.id == op_id)
-            .and_then(|q| q.sequence_group.clone());
+    fn large_object_failed(
+        &mut self,
+        op_id: String,
+        group: Option<String>,
+        reason: NotDelivered,
+        retry_later: bool,
+    ) {
         if let Some(group) = group
             && !self.st.broken_groups.iter().any(|b| b.group == group)
         {
@@ -605,6 +688,7 @@ impl<'a> Cx<'a> {
             if let Some(o) = self.st.outgoing.take() {
                 self.large_object_failed(
                     o.op_id,
+                    o.sequence_group,
                     NotDelivered::LargeObjectFailed { status: None },
                     true,
                 );
@@ -726,7 +810,7 @@ impl<'a> Cx<'a> {
                 self.not_delivered(op_id, reason.clone(), true);
             }
         }
-        self.st.incoming = None;
+        self.abandon_incoming();
     }
 
     fn alert_next_message(&mut self) {
@@ -752,11 +836,22 @@ impl<'a> Cx<'a> {
         usize::try_from(m).unwrap_or(usize::MAX)
     }
 
-    fn payload_of<'q>(&self, q: &'q QueuedOperation) -> Option<&'q [u8]> {
-        q.operation.value().map(|v| match &v.data {
-            ValueData::Bytes(b) => b.as_slice(),
-            ValueData::Text(t) => t.as_bytes(),
-        })
+    /// The bytes of `op_id`'s value from `offset` on that are at hand: the window the edge
+    /// passed in, else the inline value of the operation if it is in the queue.
+    fn window_for(&self, op_id: &str, offset: usize) -> Option<&'a [u8]> {
+        if let Some(w) = self.inp.window
+            && w.op_id == op_id
+            && w.offset == offset as u64
+        {
+            return Some(w.bytes);
+        }
+        self.inp
+            .queue
+            .iter()
+            .find(|q| q.id == op_id)
+            .and_then(|q| q.operation.value())
+            .and_then(|v| v.data.inline())
+            .and_then(|data| data.get(offset..))
     }
 
     /// Adds queued operations while they fit. Consecutive members of a sequence group go in
@@ -842,6 +937,9 @@ impl<'a> Cx<'a> {
 
     /// Whether `op` fits a message holding only our header, two statuses and Final.
     fn fits_after_header(&self, op: &Operation, max: usize) -> bool {
+        if op.blob().is_some() {
+            return false;
+        }
         let mut m = self.reply.msg.clone();
         m.body.commands.truncate(2);
         m.body.commands.push(op_command(op, 3, self.inp.encoding));
@@ -851,6 +949,10 @@ impl<'a> Cx<'a> {
 
     /// Adds `ops` (wrapped in a Sequence when more than one) if the message still fits.
     fn try_push(&mut self, ops: &[&'a QueuedOperation], max: usize) -> bool {
+        // A value in the blob store always travels as an object of its own.
+        if ops.iter().any(|q| q.operation.blob().is_some()) {
+            return false;
+        }
         let mark = self.reply.peek_cmd_id();
         let before = self.reply.msg.body.commands.len();
         let mut tracked = Vec::new();
@@ -891,23 +993,28 @@ impl<'a> Cx<'a> {
                     last_chunk: true,
                 },
             );
+            self.fx.push(Effect::OperationSent {
+                op_id: op_id.clone(),
+            });
             self.st.sent_ops.push(op_id);
         }
         true
     }
 
     fn start_large_object(&mut self, q: &'a QueuedOperation, max: usize) -> Fill {
-        let Some(payload) = self.payload_of(q) else {
+        let group = q.sequence_group.clone();
+        let Some(value) = q.operation.value() else {
             self.st.sent_ops.push(q.id.clone());
-            self.large_object_failed(q.id.clone(), NotDelivered::MessageTooSmall, false);
+            self.large_object_failed(q.id.clone(), group, NotDelivered::MessageTooSmall, false);
             return Fill::Done;
         };
+        let raw_len = usize::try_from(value.data.len()).unwrap_or(usize::MAX);
         let enc = self.inp.encoding;
         if let Some(limit) = self.st.device_max_obj_size
-            && transmitted_size(payload.len(), enc) > limit
+            && transmitted_size(raw_len, enc) > limit
         {
             self.st.sent_ops.push(q.id.clone());
-            self.large_object_failed(q.id.clone(), NotDelivered::TooLargeForDevice, false);
+            self.large_object_failed(q.id.clone(), group, NotDelivered::TooLargeForDevice, false);
             return Fill::Done;
         }
         match self.st.large_object_support {
@@ -930,6 +1037,7 @@ impl<'a> Cx<'a> {
                 self.st.sent_ops.push(q.id.clone());
                 self.large_object_failed(
                     q.id.clone(),
+                    group,
                     NotDelivered::LargeObjectsUnsupported,
                     false,
                 );
@@ -937,26 +1045,37 @@ impl<'a> Cx<'a> {
             }
             Some(true) => {}
         }
+        let Some(window) = self.window_for(&q.id, 0) else {
+            // The edge had no bytes for it (it reads the first blob-valued operation only):
+            // it waits for a message of its own.
+            return Fill::Done;
+        };
         let info = ObjectInfo {
             target_uri: q.operation.uri().to_owned(),
-            mime_type: q.operation.value().and_then(|v| v.mime_type.clone()),
-            raw_len: payload.len(),
+            mime_type: value.mime_type.clone(),
+            raw_len,
         };
         self.st.sent_ops.push(q.id.clone());
         self.st.outgoing = Some(Outgoing {
             op_id: q.id.clone(),
             info,
             offset: 0,
+            is_add: matches!(q.operation, Operation::Add { .. }),
+            sequence_group: group.clone(),
         });
-        if !self.send_chunk(payload, max) {
+        if !self.send_chunk(window, max) {
             self.st.outgoing = None;
             if self.crowded() {
                 // No room left after the statuses: start it in the next message.
                 self.st.sent_ops.pop();
                 return Fill::Deferred;
             }
-            self.large_object_failed(q.id.clone(), NotDelivered::MessageTooSmall, false);
+            self.large_object_failed(q.id.clone(), group, NotDelivered::MessageTooSmall, false);
+            return Fill::Done;
         }
+        self.fx.push(Effect::OperationSent {
+            op_id: q.id.clone(),
+        });
         Fill::Done
     }
 
@@ -973,24 +1092,19 @@ impl<'a> Cx<'a> {
     fn send_next_chunk(&mut self) {
         let Some(o) = &self.st.outgoing else { return };
         let op_id = o.op_id.clone();
-        let payload = self
-            .inp
-            .queue
-            .iter()
-            .find(|q| q.id == op_id)
-            .and_then(|q| self.payload_of(q));
-        match payload {
-            Some(p) if p.len() == o.info.raw_len => {
+        let group = o.sequence_group.clone();
+        match self.window_for(&op_id, o.offset) {
+            Some(w) => {
                 let max = self.max_msg();
-                if !self.send_chunk(p, max) {
+                if !self.send_chunk(w, max) {
                     self.st.outgoing = None;
-                    self.large_object_failed(op_id, NotDelivered::MessageTooSmall, true);
+                    self.large_object_failed(op_id, group, NotDelivered::MessageTooSmall, true);
                     self.reply.msg.body.final_ = true;
                 }
             }
-            // The operation vanished or changed mid-transfer: abandon it (Alert 1225 names
-            // the interrupted object, brief 3.1).
-            _ => {
+            // The value vanished or changed mid-transfer (the edge found nothing to read):
+            // abandon it (Alert 1225 names the interrupted object, brief 3.1).
+            None => {
                 let target = o.info.target_uri.clone();
                 self.st.outgoing = None;
                 let id = self.reply.cmd_id();
@@ -1008,6 +1122,7 @@ impl<'a> Cx<'a> {
                 self.track(id, Purpose::Other);
                 self.large_object_failed(
                     op_id,
+                    group,
                     NotDelivered::LargeObjectFailed { status: None },
                     true,
                 );
@@ -1017,19 +1132,14 @@ impl<'a> Cx<'a> {
     }
 
     /// Plans and appends the next chunk of `st.outgoing`, measuring the whole reply.
-    fn send_chunk(&mut self, payload: &[u8], max: usize) -> bool {
+    /// `window` holds the object's bytes from `o.offset` on (maybe not to its end).
+    fn send_chunk(&mut self, window: &[u8], max: usize) -> bool {
         let Some(o) = self.st.outgoing.clone() else {
             return false;
         };
         let enc = self.inp.encoding;
         let id = self.reply.cmd_id();
-        let op = self
-            .inp
-            .queue
-            .iter()
-            .find(|q| q.id == o.op_id)
-            .map(|q| &q.operation);
-        let is_add = matches!(op, Some(Operation::Add { .. }));
+        let is_add = o.is_add;
         let wrap = |item: Item| {
             let c = ItemCommand {
                 cmd_id: Id::from(id),
@@ -1049,14 +1159,13 @@ impl<'a> Cx<'a> {
             m.body.final_ = last;
             encode(&m, enc).len()
         };
-        let Some(chunk) = plan_chunk(&o.info, payload, o.offset, max, enc, measure) else {
+        let Some(chunk) = plan_chunk(&o.info, window, o.offset, max, enc, measure) else {
             return false;
         };
         self.reply.push(wrap(chunk_item(
             &o.info,
-            payload,
+            &window[..chunk.len],
             chunk.offset,
-            chunk.len,
             chunk.last,
             enc,
         )));
@@ -1235,6 +1344,8 @@ fn op_command(op: &Operation, cmd_id: u32, enc: Encoding) -> Command {
             (ValueData::Text(t), _) => (v.format.clone(), Data::Text(t.clone())),
             (ValueData::Bytes(b), Encoding::Xml) => (Format::B64, Data::Text(STANDARD.encode(b))),
             (ValueData::Bytes(b), Encoding::Wbxml) => (Format::Bin, Data::Opaque(b.clone())),
+            // Never inlined: `try_push` and `fits_after_header` send blob values as objects.
+            (ValueData::Blob(_), _) => (wire_format(enc), Data::Opaque(Vec::new())),
         };
         Item {
             target: target(uri),

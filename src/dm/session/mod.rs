@@ -15,17 +15,19 @@ mod refusal;
 mod replay;
 mod reply;
 mod state;
+mod window;
 
 pub use device::{ClientCredentials, DeviceRecord, ServerConfig, ServerCredentials};
 pub use effect::{AlertRecord, Effect, NotDelivered, ResultItem, SessionLogEntry, SessionOutcome};
 pub use engine::handle;
-pub use ops::{Operation, QueuedOperation, Value, ValueData};
+pub use ops::{BlobRef, Operation, QueuedOperation, Value, ValueData};
 pub use refusal::refusal;
 pub use replay::{Replay, classify as classify_replay};
 pub use state::{
     BrokenGroup, CachedReply, Incoming, Outgoing, OwedStatus, Phase, Purpose, SentCommand,
     SessionState,
 };
+pub use window::{Window, WindowRequest, window_request};
 
 use crate::dm::Encoding;
 use crate::dm::message::SyncML;
@@ -45,6 +47,11 @@ pub struct Inbound<'a> {
     /// The device's pending operations, oldest first. Operations already sent in this session
     /// are skipped by id, so the caller may pass the same list every time.
     pub queue: &'a [QueuedOperation],
+    /// The bytes of an object value the engine asked for ([`window_request`]): the next
+    /// chunk's worth of the Large Object in flight, or the start of the next blob-valued
+    /// operation. Inline values of operations in `queue` need none (an edge that keeps sent
+    /// operations in the queue, like the tests', never passes one).
+    pub window: Option<Window<'a>>,
     pub server: &'a ServerConfig,
 }
 

@@ -53,6 +53,32 @@ impl Operation {
         }
     }
 
+    /// Whether the command is an `Exec` (its 202 means "result later, by Generic Alert", and it
+    /// is never resent without its owner's decision).
+    pub fn is_exec(&self) -> bool {
+        matches!(self, Self::Exec { .. })
+    }
+
+    pub fn is_get(&self) -> bool {
+        matches!(self, Self::Get { .. })
+    }
+
+    /// The Exec's Correlator, which the device echoes in its Generic Alert report.
+    pub fn correlator(&self) -> Option<&str> {
+        match self {
+            Self::Exec { correlator, .. } => correlator.as_deref(),
+            _ => None,
+        }
+    }
+
+    /// The blob this operation's value lives in, if it is stored by reference.
+    pub fn blob(&self) -> Option<&BlobRef> {
+        match self.value().map(|v| &v.data) {
+            Some(ValueData::Blob(b)) => Some(b),
+            _ => None,
+        }
+    }
+
     /// The value this operation carries, if any (the only part that can become a Large Object).
     pub fn value(&self) -> Option<&Value> {
         match self {
@@ -77,6 +103,42 @@ pub struct Value {
 pub enum ValueData {
     Text(String),
     Bytes(#[serde(with = "crate::dm::large_object::serde_b64")] Vec<u8>),
+    /// Bytes kept in the blob store (values above the inline cap, package payloads). The
+    /// engine never holds them whole: it is handed one window per message (see
+    /// [`Window`](super::Window)) and always sends them as (Large) Objects.
+    Blob(BlobRef),
+}
+
+/// A value stored by reference in the blob store.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BlobRef {
+    pub key: String,
+    /// Raw length in bytes.
+    pub size: u64,
+}
+
+impl ValueData {
+    /// Raw length in bytes.
+    pub fn len(&self) -> u64 {
+        match self {
+            ValueData::Text(t) => t.len() as u64,
+            ValueData::Bytes(b) => b.len() as u64,
+            ValueData::Blob(b) => b.size,
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The bytes, when they are inline.
+    pub fn inline(&self) -> Option<&[u8]> {
+        match self {
+            ValueData::Text(t) => Some(t.as_bytes()),
+            ValueData::Bytes(b) => Some(b),
+            ValueData::Blob(_) => None,
+        }
+    }
 }
 
 impl Value {

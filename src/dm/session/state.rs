@@ -68,12 +68,19 @@ pub struct Outgoing {
     pub info: ObjectInfo,
     /// Raw bytes already sent.
     pub offset: usize,
+    /// The object goes in `Add` commands (else `Replace`).
+    #[serde(default)]
+    pub is_add: bool,
+    /// The operation's sequence group: its later members wait for this object.
+    #[serde(default)]
+    pub sequence_group: Option<String>,
 }
 
-/// A Large Object being received in chunked Results.
+/// A Large Object being received in chunked Results for a queued operation. Its chunks are
+/// staged by the edge; only the bookkeeping stays here.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Incoming {
-    pub op_id: Option<String>,
+    pub op_id: String,
     pub reassembly: Reassembly,
 }
 

@@ -38,6 +38,7 @@ fn step(
             hmac_header: hmac,
             device: dev,
             queue: &[],
+            window: None,
             server: &cfg,
         },
         0,
@@ -268,6 +269,7 @@ fn chunked_results_from_device_reassembled() {
                 hmac_header: None,
                 device: &dev,
                 queue: &q,
+                window: None,
                 server: &cfg,
             },
             0,
@@ -311,22 +313,46 @@ fn chunked_results_from_device_reassembled() {
         &(st1 + &chunk(true, r#"<Size xmlns="syncml:metinf">10</Size>"#, "hello")),
         false,
     );
-    let (o, _) = run(o.state, &b2);
+    let (o, fx2) = run(o.state, &b2);
     assert!(
         o.message.body.commands.iter().any(
             |c| matches!(c, Command::Status(s) if s.data == StatusCode::CHUNKED_ITEM_ACCEPTED)
         )
     );
-    let (_, fx) = run(o.state, &msg(3, "", &chunk(false, "", "world"), true));
-    let items = fx
+    let st = o.state.to_json().unwrap();
+    assert!(
+        !st.contains("hello") && !st.contains("aGVsbG"),
+        "no chunk data in the state"
+    );
+    let (o, fx) = run(o.state, &msg(3, "", &chunk(false, "", "world"), true));
+    // The chunks go out as effects in order; the state keeps no data.
+    let chunks: Vec<(u32, Vec<u8>)> = fx2
         .iter()
-        .find_map(|e| {
-            if let Effect::OperationResults { items, .. } = e {
-                Some(items.clone())
-            } else {
-                None
-            }
+        .chain(&fx)
+        .filter_map(|e| match e {
+            Effect::ResultChunk { seq, bytes, .. } => Some((*seq, bytes.clone())),
+            _ => None,
         })
-        .unwrap();
-    assert_eq!(items[0].data, b"helloworld");
+        .collect();
+    assert_eq!(chunks, vec![(0, b"hello".to_vec()), (1, b"world".to_vec())]);
+    let chain = crate::dm::large_object::chain_digest(
+        &crate::dm::large_object::chain_digest("", b"hello"),
+        b"world",
+    );
+    assert!(fx.contains(&Effect::ResultObject {
+        op_id: "get".into(),
+        uri: "./Big".into(),
+        format: None,
+        mime_type: None,
+        b64: false,
+        transmitted_len: 10,
+        chunks: 2,
+        chain,
+    }));
+    assert!(
+        !fx.iter()
+            .any(|e| matches!(e, Effect::OperationResults { .. })),
+        "a Large Object result is published by reference, not inline"
+    );
+    assert!(o.state.incoming.is_none());
 }

@@ -134,6 +134,7 @@ fn run(
             hmac_header: None,
             device: &device,
             queue: &queue,
+            window: None,
             server: &cfg,
         };
         let (out, fx) = handle(

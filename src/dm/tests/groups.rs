@@ -95,6 +95,7 @@ fn run(
                 hmac_header: None,
                 device,
                 queue,
+                window: None,
                 server: &cfg,
             },
             0,

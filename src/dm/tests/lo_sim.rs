@@ -47,20 +47,44 @@ fn status(reply: &SyncML, cmd_ref: &Id, cmd: &str, code: StatusCode) -> Command 
 
 /// Runs a whole session delivering `payload` and returns what the device reassembled.
 pub(crate) fn deliver(payload: &[u8], max_msg: u64, enc: Encoding) -> Vec<u8> {
+    deliver_as(payload, max_msg, enc, false)
+}
+
+/// The same with the value stored by reference (a blob) and this harness acting as the
+/// database edge: an operation leaves the queue once sent, and the engine gets only the
+/// window it asks for, never more than one message's worth.
+pub(crate) fn deliver_by_reference(payload: &[u8], max_msg: u64, enc: Encoding) -> Vec<u8> {
+    deliver_as(payload, max_msg, enc, true)
+}
+
+fn deliver_as(payload: &[u8], max_msg: u64, enc: Encoding, by_reference: bool) -> Vec<u8> {
     let cfg = server();
     let device = DeviceRecord {
         dev_id: "IMEI:1".into(),
         large_object_support: Some(true),
         ..DeviceRecord::default()
     };
-    let queue = vec![op(
+    let value = if by_reference {
+        Value {
+            format: Format::Bin,
+            mime_type: Some("application/octet-stream".into()),
+            data: ValueData::Blob(BlobRef {
+                key: "operation-values/x".into(),
+                size: payload.len() as u64,
+            }),
+        }
+    } else {
+        Value::bytes("application/octet-stream", payload.to_vec())
+    };
+    let mut queue = vec![op(
         "obj",
         Operation::Replace {
             uri: "./FUMO/x/Update/PkgData".into(),
-            value: Value::bytes("application/octet-stream", payload.to_vec()),
+            value,
         },
         None,
     )];
+    let mut sent = 0;
     let mut rng = Counter(0);
     let mut state = SessionState::default();
     let alert = Command::Alert(Alert {
@@ -73,10 +97,25 @@ pub(crate) fn deliver(payload: &[u8], max_msg: u64, enc: Encoding) -> Vec<u8> {
     });
     let mut msg = device_msg(1, max_msg, vec![alert], true);
     let mut reassembly: Option<Reassembly> = None;
+    // The device's own buffer: the engine's bookkeeping keeps no data.
+    let mut received = Vec::new();
     let mut result = Vec::new();
     for n in 2..10_000u32 {
         let body = encode(&msg, enc);
         let (decoded, _) = decode(&body, &cfg.limits).unwrap();
+        let request = window_request(&state, &decoded, &queue, &cfg);
+        let window = match (&request, by_reference) {
+            (Some(r), true) => {
+                assert!(r.len <= max_msg, "a window of {} bytes asked for", r.len);
+                let start = r.offset as usize;
+                Some(Window {
+                    op_id: &r.op_id,
+                    offset: r.offset,
+                    bytes: &payload[start..start + r.len as usize],
+                })
+            }
+            _ => None,
+        };
         let input = Inbound {
             message: &decoded,
             encoding: enc,
@@ -84,9 +123,20 @@ pub(crate) fn deliver(payload: &[u8], max_msg: u64, enc: Encoding) -> Vec<u8> {
             hmac_header: None,
             device: &device,
             queue: &queue,
+            window,
             server: &cfg,
         };
-        let (out, _fx) = handle(state, input, 0, &mut rng);
+        let (out, fx) = handle(state, input, 0, &mut rng);
+        for e in &fx {
+            if let Effect::OperationSent { op_id } = e {
+                sent += 1;
+                if by_reference {
+                    // The store marks it sent: it is not in the next queue read.
+                    queue.retain(|q| q.id != *op_id);
+                }
+            }
+        }
+        assert!(sent <= 1, "sent twice");
         assert!(
             out.body.len() as u64 <= max_msg,
             "reply {} > {max_msg}",
@@ -104,15 +154,28 @@ pub(crate) fn deliver(payload: &[u8], max_msg: u64, enc: Encoding) -> Vec<u8> {
             let item = &r.items[0];
             let code = match (&mut reassembly, item.more_data) {
                 (None, true) => {
-                    reassembly =
-                        Some(Reassembly::start(item, u64::MAX).expect("first chunk has Size"));
+                    let (r, bytes) =
+                        Reassembly::start(item, u64::MAX).expect("first chunk has Size");
+                    reassembly = Some(r);
+                    received = bytes;
                     StatusCode::CHUNKED_ITEM_ACCEPTED
                 }
                 (Some(r), more) => match r.push(item) {
-                    ChunkOutcome::Buffered => StatusCode::CHUNKED_ITEM_ACCEPTED,
-                    ChunkOutcome::Complete(v) => {
+                    ChunkOutcome::Buffered(bytes) => {
+                        received.extend(bytes);
+                        StatusCode::CHUNKED_ITEM_ACCEPTED
+                    }
+                    ChunkOutcome::Complete(bytes) => {
                         assert!(!more);
-                        result = v;
+                        received.extend(bytes);
+                        result = if r.is_b64() {
+                            use base64::Engine as _;
+                            base64::engine::general_purpose::STANDARD
+                                .decode(&received)
+                                .unwrap()
+                        } else {
+                            std::mem::take(&mut received)
+                        };
                         reassembly = None;
                         StatusCode::OK
                     }

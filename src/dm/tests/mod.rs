@@ -4,6 +4,7 @@
 mod engine;
 mod golden;
 mod groups;
+mod lifecycle;
 mod lo_sim;
 mod props;
 mod split;

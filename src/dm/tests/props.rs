@@ -333,6 +333,8 @@ proptest! {
         let enc = if wbxml { Encoding::Wbxml } else { Encoding::Xml };
         let payload: Vec<u8> = (0..len).map(|i| (i * 31 % 256) as u8).collect();
         let got = super::lo_sim::deliver(&payload, max_msg, enc);
+        prop_assert_eq!(&got, &payload);
+        let got = super::lo_sim::deliver_by_reference(&payload, max_msg, enc);
         prop_assert_eq!(got, payload);
     }
 }

@@ -208,6 +208,7 @@ pub(crate) fn converse(
                 hmac_header: None,
                 device: &device,
                 queue,
+                window: None,
                 server: &cfg,
             },
             0,

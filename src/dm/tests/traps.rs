@@ -38,6 +38,7 @@ fn run_one(
         hmac_header: hmac,
         device,
         queue,
+        window: None,
         server: &cfg,
     };
     handle(SessionState::default(), input, 0, &mut Counter(0))
@@ -438,6 +439,7 @@ fn trap22_exec_200_accepted_like_202() {
             hmac_header: None,
             device: &dev,
             queue: &q,
+            window: None,
             server: &cfg,
         },
         0,
@@ -469,6 +471,7 @@ fn trap22_exec_200_accepted_like_202() {
             hmac_header: None,
             device: &dev,
             queue: &q,
+            window: None,
             server: &cfg,
         },
         1,

@@ -24,8 +24,8 @@ pub(super) use keys::{
     __path_create_key, __path_import_key, __path_list_keys, __path_retire_key, ImportKey, KeyView,
 };
 pub(super) use operations::{
-    __path_get_operation, __path_list_operations, __path_queue_operation, OperationView,
-    QueueOperation,
+    __path_cancel_operation, __path_get_operation, __path_list_operations, __path_queue_operation,
+    __path_requeue_operation, __path_upload_operation, OperationView, QueueOperation,
 };
 pub(super) use packages::{
     __path_download_package, __path_get_build, __path_get_package, __path_list_builds,
@@ -57,7 +57,10 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(devices::notify_device)
         .service(operations::queue_operation)
         .service(operations::list_operations)
+        .service(operations::upload_operation)
         .service(operations::get_operation)
+        .service(operations::cancel_operation)
+        .service(operations::requeue_operation)
         .service(firmware::upload_firmware)
         .service(firmware::list_firmware)
         .service(firmware::get_firmware)

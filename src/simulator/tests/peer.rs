@@ -188,6 +188,7 @@ impl EnginePeer {
                 hmac_header: req.hmac.as_deref(),
                 device: &device,
                 queue: &queue,
+                window: None,
                 server: &st.server,
             },
             st.clock,

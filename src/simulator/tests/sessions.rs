@@ -26,15 +26,43 @@ fn get(id: &str, uri: &str) -> crate::dm::session::QueuedOperation {
 }
 
 fn results_for(peer: &EnginePeer, op_id: &str) -> Vec<u8> {
-    peer.effects()
-        .into_iter()
+    let effects = peer.effects();
+    if let Some(items) = effects.iter().find_map(|e| match e {
+        Effect::OperationResults { op_id: o, items } if o == op_id => Some(items),
+        _ => None,
+    }) {
+        return items[0].data.clone();
+    }
+    // A Large Object result: the staged chunks, in order, decoded as the edge publishes them.
+    let b64 = effects
+        .iter()
         .find_map(|e| match e {
-            Effect::OperationResults { op_id: o, items } if o == op_id => {
-                Some(items[0].data.clone())
-            }
+            Effect::ResultObject { op_id: o, b64, .. } if o == op_id => Some(*b64),
             _ => None,
         })
-        .unwrap_or_else(|| panic!("no Results for {op_id}"))
+        .unwrap_or_else(|| panic!("no Results for {op_id}"));
+    let mut wire = Vec::new();
+    for e in &effects {
+        if let Effect::ResultChunk {
+            op_id: o,
+            seq,
+            bytes,
+        } = e
+            && o == op_id
+        {
+            assert_eq!(*seq as usize, wire.len(), "chunks in order");
+            wire.push(bytes.clone());
+        }
+    }
+    let wire = wire.concat();
+    if b64 {
+        use base64::Engine as _;
+        base64::engine::general_purpose::STANDARD
+            .decode(wire)
+            .unwrap()
+    } else {
+        wire
+    }
 }
 
 fn assert_clean(r: &SessionReport) {

@@ -17,6 +17,10 @@ pub struct Model {
     pub session_id: Option<String>,
     pub created_at: DateTimeUtc,
     pub updated_at: DateTimeUtc,
+    pub owner: Option<String>,
+    pub session_row: Option<i64>,
+    pub result_code: Option<i32>,
+    pub correlator: Option<String>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -5,6 +5,8 @@ pub mod device;
 pub mod device_alert;
 pub mod device_node;
 pub mod dm_operation;
+pub mod dm_operation_event;
+pub mod dm_result_chunk;
 pub mod dm_session;
 pub mod firmware;
 pub mod notification;
