@@ -9,6 +9,7 @@ pub use sea_orm_migration::prelude::*;
 mod m20261125_000001_api_tokens;
 mod m20261125_000002_devices;
 mod m20261126_000003_firmware_packages;
+mod m20261201_000018_downloads;
 
 pub struct Migrator;
 
@@ -19,6 +20,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261125_000001_api_tokens::Migration),
             Box::new(m20261125_000002_devices::Migration),
             Box::new(m20261126_000003_firmware_packages::Migration),
+            Box::new(m20261201_000018_downloads::Migration),
         ]
     }
 }

@@ -8,6 +8,7 @@ mod build_queue;
 mod devices_api;
 mod dm_endpoint;
 mod dm_sessions;
+mod downloads;
 mod firmware_api;
 mod http_edge;
 mod keys_api;

@@ -6,6 +6,7 @@ pub mod device_alert;
 pub mod device_node;
 pub mod dm_operation;
 pub mod dm_session;
+pub mod download_stat;
 pub mod firmware;
 pub mod notification;
 pub mod package;

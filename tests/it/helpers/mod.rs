@@ -6,7 +6,7 @@ pub mod database;
 pub mod firmware;
 pub mod s3;
 
-pub use app::{TestApp, spawn_app, spawn_app_with};
+pub use app::{TestApp, spawn_app, spawn_app_with, spawn_replica};
 pub use database::{TestDatabase, fresh_database};
 
 /// Every test that builds an HTTP client needs the TLS provider installed first.
