@@ -503,6 +503,37 @@ mod tests {
     }
 
     #[test]
+    fn download_settings_are_checked() {
+        for (pairs, needle) in [
+            (vec![("UPDRAFT_DOWNLOAD_TOKEN_KEY", "short")], "token_key"),
+            (
+                vec![("UPDRAFT_DOWNLOAD_REDIRECT_TO_S3", "true")],
+                "redirect_to_s3",
+            ),
+            (
+                vec![("UPDRAFT_DOWNLOAD_LINK_TTL_SECS", "0")],
+                "link_ttl_secs",
+            ),
+            (vec![("UPDRAFT_DOWNLOAD_CHUNK_BYTES", "10")], "chunk_bytes"),
+        ] {
+            let err = Config::load(None, vars(&pairs)).unwrap_err();
+            assert!(err.to_string().contains(needle), "{err}");
+        }
+        let key = "k".repeat(40);
+        let (config, _) = Config::load(
+            None,
+            vars(&[
+                ("UPDRAFT_DOWNLOAD_TOKEN_KEY", &key),
+                ("UPDRAFT_S3_BUCKET", "fw"),
+                ("UPDRAFT_DOWNLOAD_REDIRECT_TO_S3", "true"),
+            ]),
+        )
+        .unwrap();
+        assert!(config.downloads.redirect_to_s3);
+        assert!(!format!("{config:?}").contains(&key));
+    }
+
+    #[test]
     fn s3_backend_without_bucket_is_an_error() {
         let err = Config::load(None, vars(&[("UPDRAFT_BLOB_BACKEND", "s3")])).unwrap_err();
         assert!(err.to_string().contains("bucket"), "{err}");
