@@ -71,6 +71,9 @@ link=$(curl -fs "${auth[@]}" -H 'content-type: application/json' -d '{"job_key":
 nport=$(free_port)
 mkdir -p "$work/www" "$work/nginx-tmp"
 cp "$work/package.upk" "$work/www/package.upk"
+# nginx workers run as an unprivileged user: they must be able to reach the file.
+chmod 755 "$work" "$work/www"
+chmod 644 "$work/www/package.upk"
 cat > "$work/nginx.conf" <<EOF
 worker_processes 2;
 pid $work/nginx.pid;
