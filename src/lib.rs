@@ -9,6 +9,7 @@ pub mod cli;
 pub mod config;
 pub mod dm;
 pub mod dm_edge;
+pub mod downloads;
 pub mod firmware;
 pub mod fumo;
 pub mod http;

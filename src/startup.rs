@@ -12,6 +12,7 @@ use crate::builds::{self, BuildWorker};
 use crate::config::Config;
 use crate::dm_edge::DmEdge;
 use crate::dm_edge::notify::{self, Notifier};
+use crate::downloads::Downloads;
 use crate::http::{AppState, HttpService, Metrics, StopHandle};
 use crate::keys::{self, KeyFolder};
 use crate::store::{Store, StoreError};
@@ -93,7 +94,10 @@ impl Application {
             stop_rx.clone(),
         ));
         let workers_task = tokio::spawn(notify::run_worker(notifier.clone(), dm.clone(), stop_rx));
+        let downloads = Downloads::new(&config, store.clone(), blobs.clone())
+            .context("cannot set up device downloads")?;
         let state = AppState {
+            downloads,
             config,
             store: store.clone(),
             blobs,

@@ -238,6 +238,27 @@ impl LocalBlobs {
             .boxed())
     }
 
+    pub async fn stream_range(
+        &self,
+        key: &BlobKey,
+        range: Range<u64>,
+        chunk: usize,
+    ) -> Result<BlobStream, BlobError> {
+        let file = open_existing(&self.object_path(key))
+            .await?
+            .into_std()
+            .await;
+        let size = file.metadata()?.len();
+        if range.start >= size {
+            return Err(BlobError::RangeNotSatisfiable);
+        }
+        Ok(super::file_stream::stream(
+            file,
+            range.start..range.end.min(size),
+            chunk,
+        ))
+    }
+
     pub async fn delete(&self, key: &BlobKey) -> Result<(), BlobError> {
         for path in [self.object_path(key), self.meta_path(key)] {
             match fs::remove_file(&path).await {

@@ -5,12 +5,14 @@
 //! not at all), streams in and out, and records the object's size and sha256.
 
 mod error;
+mod file_stream;
 mod hashing;
 mod key;
 mod local;
 mod s3;
 
 use std::ops::Range;
+use std::time::Duration;
 
 use bytes::Bytes;
 use futures_util::Stream;
@@ -157,6 +159,37 @@ impl BlobStore {
         match self {
             BlobStore::Local(b) => b.get_range(key, range).await,
             BlobStore::S3(b) => b.get_range(key, range).await,
+        }
+    }
+
+    /// Bytes `range` of the object for serving a download: like [`get_range`](Self::get_range),
+    /// but a local object is read `chunk` bytes at a time with positional reads, one
+    /// chunk ahead (see `file_stream.rs`); S3 streams its own response body.
+    pub async fn stream_range(
+        &self,
+        key: &BlobKey,
+        range: Range<u64>,
+        chunk: usize,
+    ) -> Result<BlobStream, BlobError> {
+        if range.start >= range.end {
+            return Err(BlobError::RangeNotSatisfiable);
+        }
+        match self {
+            BlobStore::Local(b) => b.stream_range(key, range, chunk).await,
+            BlobStore::S3(b) => b.get_range(key, range).await,
+        }
+    }
+
+    /// A URL that lets its holder GET the object directly for `ttl`, without our
+    /// credentials: an S3 presigned request. `None` for the local backend.
+    pub async fn presigned_get(
+        &self,
+        key: &BlobKey,
+        ttl: Duration,
+    ) -> Result<Option<String>, BlobError> {
+        match self {
+            BlobStore::Local(_) => Ok(None),
+            BlobStore::S3(b) => b.presigned_get(key, ttl).await.map(Some),
         }
     }
 

@@ -324,6 +324,24 @@ impl S3Blobs {
         Ok((meta, body_stream(out.body)))
     }
 
+    pub async fn presigned_get(
+        &self,
+        key: &BlobKey,
+        ttl: std::time::Duration,
+    ) -> Result<String, BlobError> {
+        let presigning = aws_sdk_s3::presigning::PresigningConfig::expires_in(ttl)
+            .map_err(|e| BlobError::Backend(format!("presigning: {e}")))?;
+        let request = self
+            .client
+            .get_object()
+            .bucket(&self.bucket)
+            .key(self.object_key(key))
+            .presigned(presigning)
+            .await
+            .map_err(backend)?;
+        Ok(request.uri().to_owned())
+    }
+
     pub async fn get_range(
         &self,
         key: &BlobKey,

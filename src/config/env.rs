@@ -214,6 +214,30 @@ const VARIABLES: &[(&str, bool, Setter)] = &[
         c.builds.delta_max_ratio = parse(var, &v)?;
         Ok(())
     }),
+    ("UPDRAFT_DOWNLOAD_TOKEN_KEY", true, |c, _, v| {
+        c.downloads.token_key = Some(SecretString::from(v));
+        Ok(())
+    }),
+    ("UPDRAFT_DOWNLOAD_LINK_TTL_SECS", false, |c, var, v| {
+        c.downloads.link_ttl_secs = parse(var, &v)?;
+        Ok(())
+    }),
+    ("UPDRAFT_DOWNLOAD_MAX_LINK_TTL_SECS", false, |c, var, v| {
+        c.downloads.max_link_ttl_secs = parse(var, &v)?;
+        Ok(())
+    }),
+    ("UPDRAFT_DOWNLOAD_REDIRECT_TO_S3", false, |c, var, v| {
+        c.downloads.redirect_to_s3 = parse_bool(var, &v)?;
+        Ok(())
+    }),
+    ("UPDRAFT_DOWNLOAD_PRESIGN_TTL_SECS", false, |c, var, v| {
+        c.downloads.presign_ttl_secs = parse(var, &v)?;
+        Ok(())
+    }),
+    ("UPDRAFT_DOWNLOAD_CHUNK_BYTES", false, |c, var, v| {
+        c.downloads.chunk_bytes = parse(var, &v)?;
+        Ok(())
+    }),
 ];
 
 /// Applies the known `UPDRAFT_*` variables to `config`; returns a warning per unknown one.

@@ -11,7 +11,7 @@ mod updates;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
-use secrecy::SecretString;
+use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 
 pub use env::EnvWarning;
@@ -37,6 +37,7 @@ pub struct Config {
     pub keys: KeysConfig,
     pub builds: BuildsConfig,
     pub updates: UpdatesConfig,
+    pub downloads: DownloadsConfig,
 }
 
 impl Default for Config {
@@ -54,6 +55,7 @@ impl Default for Config {
             keys: KeysConfig::default(),
             builds: BuildsConfig::default(),
             updates: UpdatesConfig::default(),
+            downloads: DownloadsConfig::default(),
         }
     }
 }
@@ -252,6 +254,40 @@ impl Default for BuildsConfig {
     }
 }
 
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DownloadsConfig {
+    /// The key that signs device download links (at least 32 characters, e.g. 64 hex
+    /// digits). Replicas must share it: a link minted by one is checked by any. Unset:
+    /// one is generated into `<data_dir>/download-token.key` on first start and reused.
+    pub token_key: Option<SecretString>,
+    /// Lifetime of a minted link when the caller names none.
+    pub link_ttl_secs: u64,
+    /// Longest lifetime a link may be given.
+    pub max_link_ttl_secs: u64,
+    /// With the S3 blob store: answer a download with a redirect to a short-lived
+    /// presigned S3 URL instead of proxying the bytes. Off by default, because not
+    /// every DM client follows redirects.
+    pub redirect_to_s3: bool,
+    /// Lifetime of those presigned URLs.
+    pub presign_ttl_secs: u64,
+    /// Size of each read from a local blob while a download streams.
+    pub chunk_bytes: usize,
+}
+
+impl Default for DownloadsConfig {
+    fn default() -> Self {
+        DownloadsConfig {
+            token_key: None,
+            link_ttl_secs: 24 * 3600,
+            max_link_ttl_secs: 30 * 24 * 3600,
+            redirect_to_s3: false,
+            presign_ttl_secs: 300,
+            chunk_bytes: 1024 * 1024,
+        }
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("cannot read config file {path}: {source}")]
@@ -330,6 +366,36 @@ impl Config {
             return Err(ConfigError::Invalid(
                 "builds.lease_secs and builds.max_attempts must be at least 1".into(),
             ));
+        }
+        let downloads = &self.downloads;
+        if downloads.link_ttl_secs == 0 || downloads.link_ttl_secs > downloads.max_link_ttl_secs {
+            return Err(ConfigError::Invalid(
+                "downloads.link_ttl_secs must be between 1 and downloads.max_link_ttl_secs".into(),
+            ));
+        }
+        // S3 refuses presigned URLs valid for longer than seven days.
+        if !(1..=7 * 24 * 3600).contains(&downloads.presign_ttl_secs) {
+            return Err(ConfigError::Invalid(
+                "downloads.presign_ttl_secs must be between 1 and 604800".into(),
+            ));
+        }
+        if !(16 * 1024..=16 * 1024 * 1024).contains(&downloads.chunk_bytes) {
+            return Err(ConfigError::Invalid(
+                "downloads.chunk_bytes must be between 16 KiB and 16 MiB".into(),
+            ));
+        }
+        if downloads.redirect_to_s3 && self.blob_backend() != BlobBackendKind::S3 {
+            return Err(ConfigError::Invalid(
+                "downloads.redirect_to_s3 needs the s3 blob backend".into(),
+            ));
+        }
+        if let Some(key) = &downloads.token_key
+            && key.expose_secret().len() < crate::downloads::token::MIN_KEY_LEN
+        {
+            return Err(ConfigError::Invalid(format!(
+                "downloads.token_key must be at least {} characters",
+                crate::downloads::token::MIN_KEY_LEN
+            )));
         }
         Ok(())
     }
@@ -440,6 +506,37 @@ mod tests {
             "hunter2-token"
         );
         assert_eq!(config.blob_backend(), BlobBackendKind::S3);
+    }
+
+    #[test]
+    fn download_settings_are_checked() {
+        for (pairs, needle) in [
+            (vec![("UPDRAFT_DOWNLOAD_TOKEN_KEY", "short")], "token_key"),
+            (
+                vec![("UPDRAFT_DOWNLOAD_REDIRECT_TO_S3", "true")],
+                "redirect_to_s3",
+            ),
+            (
+                vec![("UPDRAFT_DOWNLOAD_LINK_TTL_SECS", "0")],
+                "link_ttl_secs",
+            ),
+            (vec![("UPDRAFT_DOWNLOAD_CHUNK_BYTES", "10")], "chunk_bytes"),
+        ] {
+            let err = Config::load(None, vars(&pairs)).unwrap_err();
+            assert!(err.to_string().contains(needle), "{err}");
+        }
+        let key = "k".repeat(40);
+        let (config, _) = Config::load(
+            None,
+            vars(&[
+                ("UPDRAFT_DOWNLOAD_TOKEN_KEY", &key),
+                ("UPDRAFT_S3_BUCKET", "fw"),
+                ("UPDRAFT_DOWNLOAD_REDIRECT_TO_S3", "true"),
+            ]),
+        )
+        .unwrap();
+        assert!(config.downloads.redirect_to_s3);
+        assert!(!format!("{config:?}").contains(&key));
     }
 
     #[test]

@@ -3,6 +3,7 @@
 mod api;
 mod auth;
 mod dm;
+mod downloads;
 mod error;
 mod health;
 mod metrics;
@@ -16,6 +17,7 @@ use crate::blob::BlobStore;
 use crate::config::Config;
 use crate::dm_edge::DmEdge;
 use crate::dm_edge::notify::Notifier;
+use crate::downloads::Downloads;
 use crate::keys::KeyFolder;
 use crate::store::Store;
 
@@ -34,6 +36,7 @@ pub struct AppState {
     pub notifier: Notifier,
     pub keys: KeyFolder,
     pub updates: crate::updates::Updates,
+    pub downloads: Downloads,
 }
 
 /// Registers every route and the app-wide extractor settings on an actix `App`.
@@ -49,6 +52,7 @@ pub fn configure(state: web::Data<AppState>) -> impl FnOnce(&mut web::ServiceCon
             .service(health::readyz)
             .service(health::metrics)
             .configure(dm::configure)
+            .configure(downloads::configure)
             .configure(api::configure)
             .default_service(web::to(not_found));
     }

@@ -42,7 +42,7 @@ pub async fn observe(
         "http.request",
         request.id = %id,
         http.method = %method,
-        http.path = %req.path(),
+        http.path = %super::downloads::loggable_path(req.path()),
     );
     state.metrics.http_in_flight.inc();
     let started = Instant::now();

@@ -6,6 +6,7 @@
 mod alerts;
 mod devices;
 mod dm_sessions;
+mod downloads;
 mod entity;
 mod error;
 mod firmware;
@@ -36,6 +37,7 @@ pub use devices::{
     parse_auth_type,
 };
 pub use dm_sessions::{SessionLogLine, SessionStore, SessionUpdate, StoredSession};
+pub use downloads::{DownloadStats, DownloadStore, InstallReport};
 pub use error::StoreError;
 pub use firmware::{DeletedFirmware, Firmware, FirmwareFilter, FirmwareStore, NewFirmware};
 pub use notifications::{NotificationRecord, NotificationStore};
@@ -158,6 +160,10 @@ impl Store {
         Ok(Tx {
             txn: self.db.begin().await?,
         })
+    }
+
+    pub fn downloads(&self) -> DownloadStore<'_> {
+        DownloadStore::new(&self.db)
     }
 
     pub async fn close(self) -> Result<(), StoreError> {

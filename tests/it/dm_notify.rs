@@ -1,7 +1,7 @@
 //! Package 0 is sent once per trigger across replicas, and the gateway webhook URL (which
 //! carries the gateway's credential) never ends up in a stored error.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use reqwest::Method;
 use serde_json::{Value, json};

@@ -11,6 +11,7 @@ mod dm_endpoint;
 mod dm_notify;
 mod dm_operations;
 mod dm_sessions;
+mod downloads;
 mod firmware_api;
 mod heap_window;
 mod http_edge;

@@ -1,6 +1,7 @@
 //! The admin REST API under `/api/v1`.
 
 mod devices;
+mod downloads;
 mod firmware;
 mod keys;
 mod operations;
@@ -15,6 +16,9 @@ pub(super) use devices::{
     __path_create_device, __path_delete_device, __path_device_alerts, __path_device_sessions,
     __path_device_tree, __path_get_device, __path_list_devices, __path_notify_device, CreateDevice,
     Credentials, DevicePage, DeviceView, TreeNodeView,
+};
+pub(super) use downloads::{
+    __path_download_stats, __path_mint_download_link, DownloadLinkView, MintLink,
 };
 pub(super) use firmware::{
     __path_delete_firmware, __path_get_firmware, __path_list_firmware, __path_upload_firmware,
@@ -81,5 +85,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(updates::list_device_updates)
         .service(updates::get_update)
         .service(updates::cancel_update)
+        .service(downloads::mint_download_link)
+        .service(downloads::download_stats)
         .service(super::openapi::openapi_json);
 }

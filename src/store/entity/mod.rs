@@ -8,6 +8,7 @@ pub mod dm_operation;
 pub mod dm_operation_event;
 pub mod dm_result_chunk;
 pub mod dm_session;
+pub mod download_stat;
 pub mod firmware;
 pub mod notification;
 pub mod package;

@@ -57,6 +57,47 @@ impl Drop for TestApp {
     }
 }
 
+/// A second server process on the same database and blob folder as `first` (with its
+/// own data folder), as a second replica behind a load balancer would be.
+pub async fn spawn_replica(first: &TestApp, adjust: impl FnOnce(&mut Config)) -> Replica {
+    let mut config = Config {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        data_dir: first.data_dir.path().join("replica"),
+        database_url: Some(first._db.url.clone().into()),
+        admin_token: Some(ADMIN_TOKEN.to_owned().into()),
+        ..Config::default()
+    };
+    config.blob.local_dir = Some(first.data_dir.path().join("blobs"));
+    config.http.workers = 2;
+    config.http.shutdown_timeout_secs = 5;
+    config.builds.enabled = false;
+    adjust(&mut config);
+    let app = Application::build(config)
+        .await
+        .expect("the replica builds");
+    let addr = app.local_addr();
+    let task = tokio::spawn(app.run_until_stopped());
+    Replica { addr, task }
+}
+
+/// A replica started by [`spawn_replica`]; it stops when dropped.
+pub struct Replica {
+    pub addr: SocketAddr,
+    task: tokio::task::JoinHandle<anyhow::Result<()>>,
+}
+
+impl Replica {
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{}", self.addr, path)
+    }
+}
+
+impl Drop for Replica {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
 pub async fn spawn_app() -> TestApp {
     spawn_app_with(|_| {}).await
 }

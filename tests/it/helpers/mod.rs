@@ -9,7 +9,7 @@ pub mod s3;
 pub mod slow_gateway;
 pub mod wait;
 
-pub use app::{TestApp, spawn_app, spawn_app_with};
+pub use app::{TestApp, spawn_app, spawn_app_with, spawn_replica};
 pub use database::{TestDatabase, fresh_database};
 pub use wait::{wait_for, wait_until_blocking};
 
