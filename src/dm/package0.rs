@@ -180,14 +180,17 @@ impl ParsedPackage0 {
         server: &CredentialHash,
         stored_next_nonce_b64: &str,
     ) -> Option<usize> {
-        let decoded = crate::dm::auth::Nonce::from_next_nonce(stored_next_nonce_b64).0;
-        let candidates: [&[u8]; 5] = [
-            &decoded,
-            stored_next_nonce_b64.as_bytes(),
-            &[0, 0, 0, 0],
-            b"AAAAAA==",
-            b"0x00000000",
+        // Stored text that is not base64 has no decoded form: that candidate is skipped.
+        let decoded = crate::dm::auth::Nonce::from_b64(stored_next_nonce_b64).ok();
+        let candidates: [Option<&[u8]>; 5] = [
+            decoded.as_ref().map(|n| n.0.as_slice()),
+            Some(stored_next_nonce_b64.as_bytes()),
+            Some(&[0, 0, 0, 0]),
+            Some(b"AAAAAA=="),
+            Some(b"0x00000000"),
         ];
-        candidates.iter().position(|n| self.verify(server, n))
+        candidates
+            .iter()
+            .position(|n| n.is_some_and(|n| self.verify(server, n)))
     }
 }

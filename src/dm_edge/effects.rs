@@ -52,6 +52,18 @@ pub(super) async fn apply(
                 summary.auth_outcome = Some(format!("failed_{}", status.0));
                 tracing::warn!(device.id = %device.id, dm.status = status.0, attempts, "device authentication failed");
             }
+            Effect::DeviceResyncChallenged { attempts } => {
+                summary.auth_outcome = Some("resync_challenged".into());
+                tracing::info!(device.id = %device.id, attempts, "device credential over a resynchronisation nonce; challenged with a fresh nonce");
+            }
+            Effect::InvalidNextNonce => {
+                tracing::error!(device.id = %device.id, "device issued a NextNonce that is not base64; not adopted, our credentials keep the previous nonce");
+            }
+            Effect::OperationRequeued { op_id, status } => {
+                // Nothing to write: the operation never left the queue in the store. It
+                // goes out again in the next message of this session.
+                tracing::info!(device.id = %device.id, operation.id = %op_id, dm.status = status.0, "operation refused with our credentials, not executed; sent again");
+            }
             Effect::ServerAuthRejected { status } => {
                 summary.auth_outcome = Some(format!("server_rejected_{}", status.0));
                 tracing::warn!(device.id = %device.id, dm.status = status.0, "the device rejected our credentials");

@@ -6,6 +6,7 @@
 //! and give the encoded reply back to the HTTP layer.
 
 mod effects;
+mod nonces;
 pub mod notify;
 mod objects;
 
@@ -13,7 +14,7 @@ use chrono::{DateTime, Utc};
 
 use crate::blob::{BlobError, BlobStore};
 use crate::config::Config;
-use crate::dm::auth::{AuthType, CredentialHash, Nonce, NonceSource, StoredSecret};
+use crate::dm::auth::{AuthType, CredentialHash, NonceSource, StoredSecret};
 use crate::dm::message::StatusCode;
 use crate::dm::message::SyncML;
 use crate::dm::session::{
@@ -424,20 +425,20 @@ fn encoding_name(encoding: Encoding) -> &'static str {
 
 /// The engine's view of a device: credentials in stored (hashed) form and current nonces.
 fn device_record(device: &Device, secrets: &DeviceSecrets) -> DeviceRecord {
-    let nonce = |b64: &Option<String>| b64.as_deref().map(Nonce::from_next_nonce);
+    let nonce = |slot, b64: &Option<String>| nonces::stored(&device.id, slot, b64.as_deref());
     DeviceRecord {
         dev_id: device.dev_id.clone(),
         client: Some(ClientCredentials {
             auth_type: device.client_auth_type,
             name: device.client_name.clone(),
             secret: StoredSecret::Hash(CredentialHash(secrets.client_secret_hash.clone())),
-            nonce: nonce(&secrets.client_nonce),
+            nonce: nonce(nonces::Slot::Client, &secrets.client_nonce),
         }),
         server: Some(ServerCredentials {
             auth_type: device.server_auth_type,
             name: device.server_name.clone(),
             secret: StoredSecret::Hash(CredentialHash(secrets.server_secret_hash.clone())),
-            nonce: nonce(&secrets.server_nonce),
+            nonce: nonce(nonces::Slot::Server, &secrets.server_nonce),
         }),
         large_object_support: device.inventory.large_objects,
         max_obj_size: device.inventory.max_obj_size,

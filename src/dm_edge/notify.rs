@@ -164,11 +164,12 @@ impl Notifier {
         };
         // The digest covers the device's current server nonce (brief 4.2); before the
         // device ever gave us one, the resynchronisation default is what it expects.
-        let nonce = secrets
-            .server_nonce
-            .as_deref()
-            .map(Nonce::from_next_nonce)
-            .unwrap_or_else(|| Nonce::resync_defaults()[0].clone());
+        let nonce = super::nonces::stored(
+            &device.id,
+            super::nonces::Slot::Server,
+            secrets.server_nonce.as_deref(),
+        )
+        .unwrap_or_else(|| Nonce::resync_defaults()[0].clone());
         let bytes = Notification {
             version: NOTIFICATION_VERSION,
             ui_mode: UiMode::Background,

@@ -17,6 +17,7 @@ use crate::dm::auth::{AuthType, md5_b64};
 use super::SimError;
 use super::device::{DeviceProfile, SimDevice};
 use super::push::{PushEvent, PushTarget, serve_http_push, serve_udp_push};
+use super::quirks::ServerAuthQuirk;
 use super::session::{ClientSession, Initiation, SessionOptions, SessionReport};
 use super::transport::{HttpTransport, Transport};
 
@@ -75,6 +76,11 @@ pub struct SimulateArgs {
     /// How the server must authenticate (default md5 when --server-secret is given).
     #[arg(long, value_enum)]
     pub server_auth: Option<AuthArg>,
+    /// How devices keep their nonces: `refuse-first` behaves like libdmclient's test client
+    /// (empty server nonce at first, both nonces forgotten between sessions, so the server's
+    /// first credentials of a session are refused with 401 + Chal on every command).
+    #[arg(long, value_enum, default_value_t = ServerAuthQuirk::None)]
+    pub server_auth_quirk: ServerAuthQuirk,
     #[arg(long, default_value_t = 16_384)]
     pub max_msg_size: u64,
     #[arg(long, default_value_t = 8 * 1024 * 1024)]
@@ -125,6 +131,8 @@ pub struct DeviceSummary {
     pub bytes_sent: u64,
     pub bytes_received: u64,
     pub auth_retries: u64,
+    /// Server messages whose credentials the devices refused.
+    pub server_auth_refusals: u64,
     pub max_message_seen: u64,
     /// sha256 of every Large Object received, in order.
     pub large_objects: Vec<String>,
@@ -141,6 +149,7 @@ impl DeviceSummary {
         self.bytes_sent += r.bytes_sent;
         self.bytes_received += r.bytes_received;
         self.auth_retries += u64::from(r.auth_retries);
+        self.server_auth_refusals += u64::from(r.server_auth_refusals);
         self.max_message_seen = self.max_message_seen.max(r.max_message_seen);
         self.large_objects
             .extend(r.large_object_sha256.iter().cloned());
@@ -262,6 +271,7 @@ pub fn profiles(args: &SimulateArgs) -> Vec<DeviceProfile> {
             p.model = args.model.clone();
             p.fw_version = args.fw_version.clone();
             p.fumo_result = args.fumo_result;
+            p.server_auth_quirk = args.server_auth_quirk;
             p
         })
         .collect()

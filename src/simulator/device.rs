@@ -5,6 +5,7 @@ use crate::dm::Encoding;
 use crate::dm::auth::{AuthType, CredentialHash, Nonce, md5_b64};
 use crate::dm::message::StatusCode;
 
+use super::quirks::ServerAuthQuirk;
 use super::tree::{Access, DmTree};
 
 /// Everything that makes one simulated device: identity, DM account, limits.
@@ -40,6 +41,8 @@ pub struct DeviceProfile {
     pub fumo_node: String,
     /// The result code reported for every FUMO job (brief 5.5; 200 = success).
     pub fumo_result: u16,
+    /// How the device keeps its nonces (libdmclient forgets them, see [`ServerAuthQuirk`]).
+    pub server_auth_quirk: ServerAuthQuirk,
 }
 
 impl DeviceProfile {
@@ -67,6 +70,7 @@ impl DeviceProfile {
             large_objects: true,
             fumo_node: "fw1".into(),
             fumo_result: 200,
+            server_auth_quirk: ServerAuthQuirk::None,
         }
     }
 
@@ -104,7 +108,8 @@ pub struct SimDevice {
     /// The nonce the server gave us (device → server md5/HMAC); `None` until the first Chal.
     pub client_nonce: Option<Nonce>,
     /// The nonce we gave the server (server → device credentials and Package 0). Starts at
-    /// the resynchronisation default of 4 zero bytes (brief 2.5).
+    /// the resynchronisation default of 4 zero bytes (brief 2.5), or empty for a device with
+    /// the libdmclient quirk.
     pub server_nonce: Nonce,
     /// Generic Alerts owed to the server; removed when the server answers 200/202.
     pub pending_alerts: Vec<PendingAlert>,
@@ -118,11 +123,12 @@ pub struct SimDevice {
 impl SimDevice {
     pub fn new(profile: DeviceProfile) -> Self {
         let tree = initial_tree(&profile);
+        let server_nonce = profile.server_auth_quirk.initial_server_nonce();
         Self {
             profile,
             tree,
             client_nonce: None,
-            server_nonce: Nonce(vec![0; 4]),
+            server_nonce,
             pending_alerts: Vec::new(),
             pending_notification: None,
             sessions_started: 0,

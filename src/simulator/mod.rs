@@ -8,7 +8,7 @@
 //! place where `dm::session` appears: as the peer under test.
 //!
 //! Codemap: `device`/`tree` (state), `session` + `commands` + `pack` + `server_auth` +
-//! `objects` (the client state machine), `package0`/`push` (notifications), `transport`
+//! `quirks` + `objects` (the client state machine), `package0`/`push` (notifications), `transport`
 //! (HTTP), `http1` (a tiny HTTP/1.1 reader for the push listener), `cli` (`run`).
 
 mod cli;
@@ -20,6 +20,7 @@ mod objects;
 mod pack;
 mod package0;
 mod push;
+mod quirks;
 mod server_auth;
 mod session;
 mod transport;
@@ -33,6 +34,7 @@ pub use device::{DeviceProfile, PendingAlert, SimDevice, fumo_alert_type};
 pub use error::SimError;
 pub use package0::{NonceCandidate, NotificationError};
 pub use push::{PushEvent, PushTarget, serve_http_push, serve_udp_push};
+pub use quirks::ServerAuthQuirk;
 pub use session::{ClientSession, Initiation, SessionOptions, SessionReport, run_session};
 pub use transport::{HMAC_HEADER, HttpReply, HttpRequest, HttpTransport, Transport};
 pub use tree::{Access, DmTree, Node, NodeKind, NodeValue};

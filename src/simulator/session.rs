@@ -61,6 +61,8 @@ pub struct SessionReport {
     /// Server commands other than Status (nested ones included).
     pub commands_received: u64,
     pub auth_retries: u8,
+    /// Server messages whose credentials we refused (401/407 with our `Chal`).
+    pub server_auth_refusals: u32,
     /// The largest server message body, in bytes.
     pub max_message_seen: u64,
     pub generic_alerts_sent: u32,
@@ -148,6 +150,7 @@ impl<'d> ClientSession<'d> {
         opts: SessionOptions,
     ) -> Self {
         let server_uri = server_url.into();
+        dev.begin_session_nonces();
         let (session_id, alert) = match initiation {
             Initiation::Client => (dev.next_session_id(), AlertCode::CLIENT_INITIATED_MGMT),
             Initiation::Server { session_id } => (
@@ -501,8 +504,17 @@ impl<'d> ClientSession<'d> {
             self.execute_all(msg, &mut answers);
         } else {
             let why = server_verdict.reason.clone().unwrap_or_default();
-            self.error(format!("server credentials refused: {why}"));
+            let expected = self.refusal_expected();
+            if !expected {
+                self.error(format!("server credentials refused: {why}"));
+            }
             self.server_auth_failures += 1;
+            self.report.server_auth_refusals += 1;
+            if !has_commands && expected {
+                // Nothing but Statuses and credentials we cannot verify: this client ends
+                // the session (brief 2.5.7), which is what a server must avoid.
+                return Ok(Next::Done);
+            }
             if !has_commands {
                 // A challenge-only reply is not allowed (brief 2.5.7): the session ends.
                 return Err(SimError::ServerAuthFailed { reason: why });
@@ -612,7 +624,7 @@ impl<'d> ClientSession<'d> {
             None => self.error("Chal without Meta/Type"),
         }
         match &chal.meta.next_nonce {
-            Some(n) => self.dev.client_nonce = Some(Nonce::from_next_nonce(n)),
+            Some(n) => self.adopt_client_nonce(n),
             None if self.auth.uses_nonce() => self.error("md5/HMAC Chal without NextNonce"),
             None => {}
         }
@@ -635,7 +647,7 @@ impl<'d> ClientSession<'d> {
             .and_then(|s| s.chal.as_ref())
             .and_then(|c| c.meta.next_nonce.as_deref());
         if let Some(n) = nonce {
-            self.dev.client_nonce = Some(Nonce::from_next_nonce(n));
+            self.adopt_client_nonce(n);
         }
         match (self.auth, code) {
             (AuthType::Hmac, StatusCode::AUTHENTICATION_ACCEPTED) => {

@@ -21,11 +21,17 @@ pub struct NewDevice {
     pub client_name: String,
     /// `B64(MD5(name:secret))` of the device's own credentials.
     pub client_secret_hash: String,
+    /// The CLCRED nonce the device starts from, base64 (`""` = the empty nonce), as a
+    /// bootstrap set it; `None` = unknown (the device's first credential is challenged).
+    pub client_nonce: Option<String>,
     pub server_auth_type: AuthType,
     pub server_name: String,
     pub server_secret_hash: String,
     /// The server secret sealed with the service's secrets key; only for `basic`.
     pub server_secret_sealed: Option<String>,
+    /// The SRVCRED nonce the device holds, base64 (`""` = the empty nonce); `None` = unknown
+    /// (our first credentials use the resynchronisation default and the device re-seeds it).
+    pub server_nonce: Option<String>,
     /// Where Package 0 goes when pushed directly (simulators, lab devices).
     pub push_url: Option<String>,
     /// The device's DM client does not follow RespURI, so later messages of a session
@@ -169,12 +175,12 @@ impl<'a, C: ConnectionTrait + TransactionTrait> DeviceStore<'a, C> {
             client_auth_type: Set(auth_type_name(new.client_auth_type).into()),
             client_name: Set(new.client_name),
             client_secret_hash: Set(new.client_secret_hash),
-            client_nonce: Set(None),
+            client_nonce: Set(new.client_nonce),
             server_auth_type: Set(auth_type_name(new.server_auth_type).into()),
             server_name: Set(new.server_name),
             server_secret_hash: Set(new.server_secret_hash),
             server_secret_sealed: Set(new.server_secret_sealed),
-            server_nonce: Set(None),
+            server_nonce: Set(new.server_nonce),
             push_url: Set(new.push_url),
             large_objects: Set(None),
             max_obj_size: Set(None),

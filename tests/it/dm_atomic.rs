@@ -155,13 +155,14 @@ fn resp_path(reply: &[u8]) -> String {
 }
 
 fn next_nonce(status: &Status) -> Nonce {
-    Nonce::from_next_nonce(
+    Nonce::from_b64(
         status
             .chal
             .as_ref()
             .and_then(|c| c.meta.next_nonce.as_deref())
             .expect("a NextNonce"),
     )
+    .expect("a base64 NextNonce")
 }
 
 #[tokio::test]

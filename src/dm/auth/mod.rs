@@ -9,7 +9,7 @@ mod nonce;
 pub use basic::{basic_credential, basic_secret_for, parse_basic_credential};
 pub use digest::{CredentialHash, StoredSecret, md5_b64, md5_credential, verify_md5_credential};
 pub use hmac::{HmacHeader, hmac_mac, verify_hmac};
-pub use nonce::{Nonce, NonceSource};
+pub use nonce::{InvalidNonce, Nonce, NonceSource};
 
 use serde::{Deserialize, Serialize};
 

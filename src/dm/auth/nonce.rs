@@ -27,26 +27,71 @@ impl Nonce {
         STANDARD.encode(&self.0)
     }
 
-    /// Decodes a received `NextNonce` exactly once. Text that is not base64 is taken as the
-    /// raw nonce, which is what Sprint falls back to as well.
-    pub fn from_next_nonce(text: &str) -> Self {
-        let t = text.trim();
-        match STANDARD.decode(t) {
-            Ok(b) => Self(b),
-            Err(_) => Self(t.as_bytes().to_vec()),
-        }
+    /// Decodes a `NextNonce` (or a stored nonce) exactly once: standard base64 with padding,
+    /// surrounding whitespace ignored. The empty text is the empty nonce, a value of its own
+    /// (a bootstrap may set it), distinct from "no nonce known".
+    ///
+    /// Text that is not base64 is an error, never taken as raw bytes: a nonce silently read
+    /// another way than the peer meant yields credentials that can only fail, far from the
+    /// cause. The caller decides the outcome (and logs it).
+    pub fn from_b64(text: &str) -> Result<Self, InvalidNonce> {
+        STANDARD
+            .decode(text.trim())
+            .map(Self)
+            .map_err(|_| InvalidNonce)
     }
 
     /// Resynchronisation defaults of brief 2.5: the spec's 0x00000000 as four zero bytes
     /// (Sprint's `AAAAAA==`) and as the ten ASCII characters `0x00000000` (libdmclient).
+    /// Every device knows them, so a credential over one of them proves nothing fresh: the
+    /// engine answers it with a challenge (see `dm::session::authn`).
     pub fn resync_defaults() -> [Nonce; 2] {
         [Nonce(vec![0; 4]), Nonce(b"0x00000000".to_vec())]
     }
+
+    /// Whether this is one of the [`resync_defaults`](Self::resync_defaults).
+    pub fn is_resync_default(&self) -> bool {
+        Self::resync_defaults().contains(self)
+    }
 }
+
+/// A nonce text that is not standard base64.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("nonce is not valid base64")]
+pub struct InvalidNonce;
 
 impl std::fmt::Debug for Nonce {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         // Never log nonces (STYLE: no credentials, nonces or keys in logs).
         write!(f, "Nonce({} bytes)", self.0.len())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn base64_is_decoded_once_and_anything_else_refused() {
+        assert_eq!(Nonce::from_b64(" Tm9uY2U= ").unwrap().0, b"Nonce");
+        assert_eq!(
+            Nonce::from_b64("").unwrap().0,
+            b"",
+            "the empty nonce is a nonce"
+        );
+        assert_eq!(Nonce::from_b64("not base64!"), Err(InvalidNonce));
+        assert_eq!(
+            Nonce::from_b64("Tm9uY2U"),
+            Err(InvalidNonce),
+            "padding required"
+        );
+    }
+
+    #[test]
+    fn resync_defaults_are_recognised() {
+        assert!(Nonce(vec![0; 4]).is_resync_default());
+        assert!(Nonce(b"0x00000000".to_vec()).is_resync_default());
+        assert!(!Nonce(vec![0; 5]).is_resync_default());
+        assert!(!Nonce(Vec::new()).is_resync_default());
     }
 }

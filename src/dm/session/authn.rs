@@ -29,6 +29,12 @@ enum Check {
     Ok,
     Missing,
     Invalid,
+    /// The credential verifies only against a resynchronisation default (brief 2.5). Every
+    /// device knows those nonces, so such a credential is the same in every session and a
+    /// captured copy would open any later one: it never authenticates by itself. It is
+    /// answered with a challenge carrying a fresh nonce, the re-seeding the spec describes,
+    /// and only a credential over that nonce authenticates.
+    Resync,
 }
 
 fn chal(auth: AuthType, nonce: Option<&Nonce>) -> Chal {
@@ -54,12 +60,18 @@ fn fresh_client_nonce(
     n
 }
 
-/// Candidate nonces: the one we issued, then the resynchronisation defaults (brief 2.5) for a
-/// device that lost its nonce (4 zero bytes, then libdmclient's ASCII `0x00000000`).
-fn candidates(st: &SessionState) -> Vec<Nonce> {
-    let mut v: Vec<Nonce> = st.client_nonce.iter().cloned().collect();
-    v.extend(Nonce::resync_defaults());
-    v
+/// Which nonce a digest credential verifies against: the one we issued (stored, or issued
+/// in this session) authenticates; a resynchronisation default (4 zero bytes, libdmclient's
+/// ASCII `0x00000000`) only earns a challenge. A provisioned nonce that happens to equal a
+/// default counts as issued: it is replaced by a fresh one at the first 212, like any other.
+fn by_nonce(st: &SessionState, verifies: impl Fn(&Nonce) -> bool) -> Check {
+    if st.client_nonce.as_ref().is_some_and(&verifies) {
+        Check::Ok
+    } else if Nonce::resync_defaults().iter().any(verifies) {
+        Check::Resync
+    } else {
+        Check::Invalid
+    }
 }
 
 fn check(
@@ -72,16 +84,17 @@ fn check(
     let hash = c.secret.hash(&c.name);
     match c.auth_type {
         AuthType::Hmac => {
-            let Some(h) = hmac.and_then(HmacHeader::parse) else {
+            let Some(header) = hmac else {
                 return Check::Missing;
+            };
+            // Present but unreadable is a wrong credential, not a missing one.
+            let Some(h) = HmacHeader::parse(header) else {
+                return Check::Invalid;
             };
             if h.username != c.name {
                 return Check::Invalid;
             }
-            let ok = candidates(st)
-                .iter()
-                .any(|n| verify_hmac(&hash, &n.0, body, &h.mac));
-            if ok { Check::Ok } else { Check::Invalid }
+            by_nonce(st, |n| verify_hmac(&hash, &n.0, body, &h.mac))
         }
         AuthType::Basic | AuthType::Md5 => {
             let Some(cred) = &msg.hdr.cred else {
@@ -102,15 +115,16 @@ fn check(
             {
                 return Check::Invalid;
             }
-            let ok = match c.auth_type {
+            match c.auth_type {
                 // Basic can be checked against the stored hash: hash what was presented.
-                AuthType::Basic => basic_secret_for(&cred.data, &c.name)
-                    .is_some_and(|s| CredentialHash::compute(&c.name, &s) == hash),
-                _ => candidates(st)
-                    .iter()
-                    .any(|n| verify_md5_credential(&hash, &n.0, &cred.data)),
-            };
-            if ok { Check::Ok } else { Check::Invalid }
+                // (No nonce: basic is replayable by design, which is why md5 exists.)
+                AuthType::Basic => {
+                    let ok = basic_secret_for(&cred.data, &c.name)
+                        .is_some_and(|s| CredentialHash::compute(&c.name, &s) == hash);
+                    if ok { Check::Ok } else { Check::Invalid }
+                }
+                _ => by_nonce(st, |n| verify_md5_credential(&hash, &n.0, &cred.data)),
+            }
         }
     }
 }
@@ -184,10 +198,17 @@ pub(super) fn authenticate_device(
                 _ => StatusCode::INVALID_CREDENTIALS,
             };
             st.device_authenticated = false;
+            // A resync challenge counts as an attempt too: it bounds a replayer's loop, and
+            // an honest device needs one attempt for it and authenticates with the next.
             st.auth_attempts = st.auth_attempts.saturating_add(1);
-            fx.push(Effect::DeviceAuthFailed {
-                status,
-                attempts: st.auth_attempts,
+            fx.push(match bad {
+                Check::Resync => Effect::DeviceResyncChallenged {
+                    attempts: st.auth_attempts,
+                },
+                _ => Effect::DeviceAuthFailed {
+                    status,
+                    attempts: st.auth_attempts,
+                },
             });
             if st.auth_attempts > max_attempts {
                 return Verdict::GiveUp { status };

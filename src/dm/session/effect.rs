@@ -21,10 +21,19 @@ pub enum Effect {
         status: StatusCode,
         attempts: u8,
     },
+    /// The device's credential verified only against a resynchronisation default nonce
+    /// (brief 2.5): not authenticated, challenged with a fresh nonce (401 + Chal).
+    DeviceResyncChallenged {
+        attempts: u8,
+    },
     /// The device rejected our credentials (its Status for our SyncHdr).
     ServerAuthRejected {
         status: StatusCode,
     },
+    /// The device's Chal carried a `NextNonce` that is not base64. It is not adopted: our
+    /// credentials stay on the previous nonce, and the device, refusing them, ends the session
+    /// after the retry cap (`ServerAuthenticationRejected`).
+    InvalidNextNonce,
     /// A DevInfo/DevDetail (or other read) leaf value to record in the inventory.
     Inventory {
         uri: String,
@@ -38,6 +47,14 @@ pub enum Effect {
     /// The device's Status for a queued operation. For FUMO Exec, 202 means "accepted,
     /// report follows in a Generic Alert" (200 also happens, brief 9.22).
     OperationStatus {
+        op_id: String,
+        status: StatusCode,
+    },
+    /// The device answered the operation 401/407 in a message whose SyncHdr Status refused
+    /// our credentials: it was not executed. It is still queued and goes out again in the
+    /// next message of this session, under credentials over the device's new nonce; it is
+    /// not an outcome of the operation.
+    OperationRequeued {
         op_id: String,
         status: StatusCode,
     },

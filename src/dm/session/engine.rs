@@ -86,6 +86,9 @@ struct Cx<'a> {
     /// The device sent Alert 1222: it asks for the rest of our package.
     device_asks_next: bool,
     server_rejected: bool,
+    /// This message's Status for our SyncHdr refuses our credentials: its 401/407 on our
+    /// commands mean "not executed" (see `refused`).
+    server_refused: bool,
     outcome: Option<SessionOutcome>,
 }
 
@@ -132,6 +135,7 @@ impl<'a> Cx<'a> {
             device_aborted: false,
             device_asks_next: false,
             server_rejected: false,
+            server_refused: super::refused::refuses_our_credentials(msg),
             outcome: None,
         }
     }
@@ -371,9 +375,13 @@ impl<'a> Cx<'a> {
         // Any Chal from the device carries the nonce for our next credentials (HMAC devices
         // attach one to every status).
         if let Some(n) = s.chal.as_ref().and_then(|c| c.meta.next_nonce.as_deref()) {
-            let nonce = crate::dm::auth::Nonce::from_next_nonce(n);
-            self.st.server_nonce = Some(nonce.clone());
-            self.fx.push(Effect::StoreServerNonce(nonce));
+            match crate::dm::auth::Nonce::from_b64(n) {
+                Ok(nonce) => {
+                    self.st.server_nonce = Some(nonce.clone());
+                    self.fx.push(Effect::StoreServerNonce(nonce));
+                }
+                Err(_) => self.fx.push(Effect::InvalidNextNonce),
+            }
         }
         if s.cmd_ref.as_ref().and_then(Id::number) == Some(0) || s.cmd == "SyncHdr" {
             match s.data {
@@ -415,6 +423,12 @@ impl<'a> Cx<'a> {
                         true,
                     );
                 }
+            }
+            Purpose::Operation {
+                op_id,
+                last_chunk: true,
+            } if self.server_refused && super::refused::is_credential_refusal(s.data) => {
+                super::refused::requeue(&mut self.st, op_id, s.data, &mut self.fx);
             }
             Purpose::Operation {
                 op_id,
@@ -706,12 +720,20 @@ impl<'a> Cx<'a> {
         if !self.flush_owed(Tail::None) {
             return;
         }
-        // Every command we sent should have its Status now.
+        // Every command we sent should have its Status now. When the device refused our
+        // credentials it executed none of them (members of a refused Sequence get no Status
+        // of their own): they go out again.
         for s in std::mem::take(&mut self.st.outstanding) {
-            if let Purpose::Operation { op_id, .. } = s.purpose
+            if let Purpose::Operation { op_id, last_chunk } = s.purpose
                 && !s.answered
             {
-                self.not_delivered(op_id, NotDelivered::NoStatus, true);
+                // (A Large Object chunk is the chunk code's business: not restarted here.)
+                if self.server_refused && last_chunk {
+                    let code = StatusCode::INVALID_CREDENTIALS;
+                    super::refused::requeue(&mut self.st, op_id, code, &mut self.fx);
+                } else {
+                    self.not_delivered(op_id, NotDelivered::NoStatus, true);
+                }
             }
         }
         if self.fill_from_queue() == Fill::Deferred {

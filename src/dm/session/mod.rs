@@ -12,6 +12,7 @@ mod effect;
 mod engine;
 mod ops;
 mod refusal;
+mod refused;
 mod replay;
 mod reply;
 mod state;

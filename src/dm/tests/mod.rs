@@ -1,6 +1,7 @@
 //! Cross-module tests: brief section 10 vectors, captured device messages, one test per brief
 //! section 9 trap, golden engine conversations and property tests.
 
+mod auth_flows;
 mod engine;
 mod golden;
 mod groups;

@@ -73,7 +73,7 @@ fn trap02_pkg0_session_id_is_uppercase_hex_without_leading_zeros() {
 #[test]
 fn trap03_nonce_is_decoded_exactly_once() {
     // libdmclient issues base64 of an ASCII base64 string; one decode yields that string.
-    let n = Nonce::from_next_nonce("VG05dVkyVT0=");
+    let n = Nonce::from_b64("VG05dVkyVT0=").unwrap();
     assert_eq!(n.0, b"Tm9uY2U=");
 }
 

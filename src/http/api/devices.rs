@@ -4,7 +4,7 @@ use actix_web::{HttpResponse, delete, get, post, web};
 use serde::{Deserialize, Serialize};
 
 use crate::access::Role;
-use crate::dm::auth::{AuthType, CredentialHash};
+use crate::dm::auth::{AuthType, CredentialHash, Nonce};
 use crate::dm_edge::{self, notify::NotifyError};
 use crate::http::{ApiError, AppState, Caller, ErrorBody};
 use crate::store::{
@@ -22,6 +22,11 @@ pub struct Credentials {
     pub name: String,
     /// Stored only as `B64(MD5(name:secret))`.
     pub secret: String,
+    /// The initial nonce of this credential as the device's bootstrap set it, base64; `""`
+    /// is the empty nonce (libdmclient's accounts start with it). Omit it when unknown: the
+    /// device's first credential is then challenged (client), or our first credentials use
+    /// the resynchronisation default until the device re-seeds it (server). md5 and hmac only.
+    pub nonce: Option<String>,
 }
 
 #[derive(Deserialize, utoipa::ToSchema)]
@@ -114,6 +119,33 @@ fn auth_type(field: &str, value: &str) -> Result<AuthType, ApiError> {
         .ok_or_else(|| ApiError::BadRequest(format!("{field} must be basic, md5 or hmac")))
 }
 
+/// A provisioned initial nonce: base64 (empty allowed), decoded at most 64 bytes, and only for
+/// schemes that use one.
+fn initial_nonce(
+    field: &str,
+    auth: AuthType,
+    value: Option<String>,
+) -> Result<Option<String>, ApiError> {
+    let Some(text) = value else {
+        return Ok(None);
+    };
+    if !auth.uses_nonce() {
+        return Err(ApiError::BadRequest(format!(
+            "{field} applies to md5 and hmac only: basic has no nonce"
+        )));
+    }
+    let too_long = text.trim().len() > 88; // 64 bytes in base64, checked before decoding
+    match Nonce::from_b64(&text) {
+        Ok(n) if !too_long && n.0.len() <= 64 => Ok(Some(n.to_b64())),
+        Ok(_) => Err(ApiError::BadRequest(format!(
+            "{field} must decode to at most 64 bytes"
+        ))),
+        Err(_) => Err(ApiError::BadRequest(format!(
+            "{field} must be standard base64 with padding (\"\" for the empty nonce)"
+        ))),
+    }
+}
+
 pub(super) async fn load_device(state: &AppState, id: &str) -> Result<Device, ApiError> {
     state
         .store
@@ -151,6 +183,8 @@ pub async fn create_device(
     }
     let client_auth = auth_type("client.type", &b.client.auth_type)?;
     let server_auth = auth_type("server.type", &b.server.auth_type)?;
+    let client_nonce = initial_nonce("client.nonce", client_auth, b.client.nonce)?;
+    let server_nonce = initial_nonce("server.nonce", server_auth, b.server.nonce)?;
     if !dm_edge::server_auth_supported(server_auth) {
         return Err(ApiError::BadRequest(
             "server.type must be md5 or hmac: basic would need the server secret stored in clear"
@@ -169,10 +203,12 @@ pub async fn create_device(
         msisdn: b.msisdn,
         client_auth_type: client_auth,
         client_secret_hash: CredentialHash::compute(&b.client.name, &b.client.secret).0,
+        client_nonce,
         client_name: b.client.name,
         server_auth_type: server_auth,
         server_secret_hash: CredentialHash::compute(&b.server.name, &b.server.secret).0,
         server_secret_sealed: None,
+        server_nonce,
         server_name: b.server.name,
         push_url: b.push_url,
         ignores_resp_uri: b.ignores_resp_uri,

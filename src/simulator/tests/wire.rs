@@ -100,6 +100,61 @@ async fn run_drives_many_devices_over_http() {
     assert!(json.contains("\"failed_sessions\":0"));
 }
 
+#[tokio::test]
+async fn run_with_the_refuse_first_quirk_gets_every_operation_through() {
+    let peer = EnginePeer::new(server_config(65_536));
+    for n in 1..=2 {
+        let id = format!("LIB:{n}");
+        let get = |op_id: &str, uri: &str| op(op_id, Operation::Get { uri: uri.into() }, None);
+        peer.add_device(
+            record(
+                &id,
+                AuthType::Basic,
+                "base",
+                Some((AuthType::Md5, "updraft", "srv")),
+            ),
+            vec![
+                get("fwv", "./DevDetail/FwV"),
+                get("lrg", "./DevDetail/LrgObj"),
+            ],
+        );
+    }
+    let url = serve_http(peer.clone()).await;
+    let cli = Cli::try_parse_from([
+        "sim",
+        "--server",
+        &url,
+        "--devices",
+        "2",
+        "--sessions",
+        "2",
+        "--dev-id-prefix",
+        "LIB:",
+        "--auth",
+        "basic",
+        "--secret",
+        "base",
+        "--server-secret",
+        "srv",
+        "--server-auth",
+        "md5",
+        "--server-auth-quirk",
+        "refuse-first",
+    ])
+    .unwrap();
+    let transport = Arc::new(HttpTransport::new(Duration::from_secs(10)).unwrap());
+    let summary = run_with(&cli.args, transport).await.unwrap();
+    assert!(summary.ok(), "{}", summary.render_table());
+    // Every session refuses the server's first credentials once: the first one with
+    // commands (resent and executed), the second one with an empty queue (the device ends
+    // it, as this client does).
+    assert!(
+        summary.devices.iter().all(|d| d.server_auth_refusals == 2),
+        "{summary:?}"
+    );
+    assert!(peer.with(|s| s.queues.values().all(Vec::is_empty)));
+}
+
 fn package0(session_id: u16, secret: &str, nonce: &[u8]) -> Vec<u8> {
     Notification {
         version: 11,
