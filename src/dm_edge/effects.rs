@@ -60,8 +60,11 @@ pub(super) async fn apply(
                 tracing::error!(device.id = %device.id, "device issued a NextNonce that is not base64; not adopted, our credentials keep the previous nonce");
             }
             Effect::OperationRequeued { op_id, status } => {
-                // Nothing to write: the operation never left the queue in the store. It
-                // goes out again in the next message of this session.
+                // Not executed: back to queued; this very reply carries it again.
+                store
+                    .operations()
+                    .put_back(parse_op_id(op_id)?, status.0, now)
+                    .await?;
                 tracing::info!(device.id = %device.id, operation.id = %op_id, dm.status = status.0, "operation refused with our credentials, not executed; sent again");
             }
             Effect::ServerAuthRejected { status } => {

@@ -252,7 +252,12 @@ impl DmEdge {
             return Ok(refuse(StatusCode::NOT_FOUND));
         }
 
-        let mut queue = self.store.operations().queued_for(&device.id).await?;
+        let open_row = version.map(|(row, _)| row);
+        let mut queue = self
+            .store
+            .operations()
+            .queued_for(&device.id, open_row)
+            .await?;
         // The object bytes the reply may carry: one message's worth, never a value whole.
         let mut window_bytes = None;
         let request = session::window_request(&state, message, &queue, &self.server);

@@ -248,10 +248,27 @@ impl<'a, C: ConnectionTrait + TransactionTrait> OperationStore<'a, C> {
 
     /// The device's queued operations, oldest first, at most [`QUEUE_WINDOW`] of them (an
     /// index on (device, state, id) serves this read).
-    pub async fn queued_for(&self, device_id: &str) -> Result<Vec<QueuedOperation>, StoreError> {
+    ///
+    /// With `session_row`, the operations sent in that session and not answered yet come too:
+    /// the engine skips those it has sent, and sends again one it put back because the device
+    /// refused our credentials (see [`OperationStore::put_back`]).
+    pub async fn queued_for(
+        &self,
+        device_id: &str,
+        session_row: Option<i64>,
+    ) -> Result<Vec<QueuedOperation>, StoreError> {
+        let queued = dm_operation::Column::State.eq(OperationState::Queued.as_str());
+        let wanted = match session_row {
+            Some(row) => sea_orm::Condition::any().add(queued).add(
+                sea_orm::Condition::all()
+                    .add(dm_operation::Column::State.eq(OperationState::Sent.as_str()))
+                    .add(dm_operation::Column::SessionRow.eq(row)),
+            ),
+            None => sea_orm::Condition::all().add(queued),
+        };
         dm_operation::Entity::find()
             .filter(dm_operation::Column::DeviceId.eq(device_id))
-            .filter(dm_operation::Column::State.eq(OperationState::Queued.as_str()))
+            .filter(wanted)
             .order_by_asc(dm_operation::Column::Id)
             .limit(QUEUE_WINDOW)
             .all(self.db)
@@ -292,6 +309,40 @@ impl<'a, C: ConnectionTrait + TransactionTrait> OperationStore<'a, C> {
 
     /// Queues an expired, failed or cancelled operation again (its previous outcome is
     /// cleared; the event log keeps it). An Exec needs `force`: it may have run already.
+    /// A sent operation the device did not execute because it refused our credentials (401/407
+    /// on the command under a refused SyncHdr): back to `queued`, so that the message being
+    /// answered sends it again. Nothing of the attempt is kept.
+    pub async fn put_back(
+        &self,
+        id: i64,
+        status: u16,
+        now: DateTime<Utc>,
+    ) -> Result<Outcome, StoreError> {
+        let change = Change {
+            reset: true,
+            failure: None,
+            ..Change::default()
+        };
+        let outcome = self
+            .transition(
+                id,
+                &[OperationState::Sent],
+                OperationState::Queued,
+                change,
+                now,
+            )
+            .await?;
+        if let Outcome::Ignored(state) = outcome {
+            tracing::warn!(
+                operation.id = id,
+                dm.status = status,
+                state = state.as_str(),
+                "refused operation not put back: it is no longer sent"
+            );
+        }
+        Ok(outcome)
+    }
+
     pub async fn requeue(
         &self,
         id: i64,

@@ -87,27 +87,30 @@ fn token_of(link: &Value) -> String {
 /// Waits until the job key's accounted bytes reach `expected` (they are written when a
 /// response's body is dropped, just after the client has read it), then checks equality.
 async fn wait_for_bytes(app: &TestApp, job_key: &str, expected: u64) -> Value {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    loop {
-        let res = app
-            .admin(Method::GET, &format!("/api/v1/downloads/{job_key}"))
-            .send()
-            .await
-            .unwrap();
-        if res.status() == StatusCode::OK {
+    let stats = crate::helpers::wait_for(
+        &format!("{job_key}: {expected} bytes accounted"),
+        Duration::from_secs(10),
+        || async {
+            let res = app
+                .admin(Method::GET, &format!("/api/v1/downloads/{job_key}"))
+                .send()
+                .await
+                .unwrap();
+            if res.status() != StatusCode::OK {
+                return Err(format!("status {}", res.status()));
+            }
             let stats: Value = res.json().await.unwrap();
             let served = stats["bytes_served"].as_u64().unwrap();
             if served >= expected {
-                assert_eq!(served, expected, "{stats}");
-                return stats;
+                Ok(stats)
+            } else {
+                Err(format!("{served} bytes so far"))
             }
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "{job_key}: {expected} bytes never accounted"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+        },
+    )
+    .await;
+    assert_eq!(stats["bytes_served"].as_u64().unwrap(), expected, "{stats}");
+    stats
 }
 
 fn header_of(res: &reqwest::Response, name: header::HeaderName) -> &str {

@@ -45,6 +45,7 @@ fn step(
             device: dev,
             queue,
             server: &cfg,
+            window: None,
         },
         0,
         rng,

@@ -46,6 +46,13 @@ fn clean_tree() -> tempfile::TempDir {
     );
     write(root, "src/package/mod.rs", "//! Package.\n");
     write(root, "src/package/tests.rs", "//! Tests.\nuse std::fs;\n");
+    write(root, "src/fumo/mod.rs", "//! FUMO.\n");
+    write(root, "src/fumo/tests.rs", "//! Tests.\n");
+    write(
+        root,
+        "tests/it/helpers/slow_gateway.rs",
+        "//! Slow.\nasync fn later() { tokio::time::sleep(D).await; }\n",
+    );
     write(
         root,
         "src/simulator/mod.rs",
