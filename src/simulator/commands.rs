@@ -199,6 +199,21 @@ impl ClientSession<'_> {
             let Some(t) = &i.target else {
                 return StatusCode::INCOMPLETE_COMMAND;
             };
+            if t.loc_uri.ends_with("?list=Struct") {
+                // One Results item per node (Source = its URI), which is what servers
+                // reading the structure (src/fumo/discover.rs) take the URIs from.
+                return match s.dev.tree.list_struct(&t.loc_uri) {
+                    Ok(nodes) => {
+                        for (uri, v) in nodes {
+                            let mut item = value_item(&uri, &v.format, v.mime_type, v.data, enc);
+                            item.data = None;
+                            items.push(item);
+                        }
+                        StatusCode::OK
+                    }
+                    Err(code) => code,
+                };
+            }
             match s.dev.tree.get(&t.loc_uri) {
                 Ok(v) => {
                     let item = value_item(&t.loc_uri, &v.format, v.mime_type, v.data, enc);

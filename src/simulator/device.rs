@@ -5,6 +5,7 @@ use crate::dm::Encoding;
 use crate::dm::auth::{AuthType, CredentialHash, Nonce, md5_b64};
 use crate::dm::message::StatusCode;
 
+use super::fumo::{FirmwareState, FumoOp};
 use super::quirks::ServerAuthQuirk;
 use super::tree::{Access, DmTree};
 
@@ -116,6 +117,9 @@ pub struct SimDevice {
     /// Set by [`accept_notification`](Self::accept_notification): the session id for Alert
     /// 1200 of the next session.
     pub pending_notification: Option<u16>,
+    /// The firmware the device runs, for a device that really updates (see `fumo`). Without
+    /// it, Exec is scripted: it "runs" at once and reports `profile.fumo_result`.
+    pub firmware: Option<FirmwareState>,
     sessions_started: u32,
     nonces_issued: u64,
 }
@@ -131,9 +135,19 @@ impl SimDevice {
             server_nonce,
             pending_alerts: Vec::new(),
             pending_notification: None,
+            firmware: None,
             sessions_started: 0,
             nonces_issued: 0,
         }
+    }
+
+    /// A device that runs `firmware`: `./DevDetail/FwV` is its version, and FUMO Execs
+    /// download, verify, apply and reboot for real (see `fumo::run_pending`).
+    pub fn with_firmware(mut profile: DeviceProfile, firmware: FirmwareState) -> Self {
+        profile.fw_version = firmware.running.version.clone();
+        let mut d = Self::new(profile);
+        d.firmware = Some(firmware);
+        d
     }
 
     /// A fresh 16-byte nonce for the server. Deterministic per device (MD5 of the DevId and a
@@ -180,6 +194,12 @@ impl SimDevice {
         let Some(op) = uri.strip_prefix(&format!("{fumo}/")) else {
             return StatusCode::COMMAND_NOT_ALLOWED;
         };
+        if self.firmware.is_some() {
+            return match FumoOp::from_node(op) {
+                Some(op) => StatusCode(self.queue_fumo_job(op, correlator)),
+                None => StatusCode::COMMAND_NOT_ALLOWED,
+            };
+        }
         let state_uri = format!("{fumo}/State");
         let state = self.tree.text(&state_uri).unwrap_or_default();
         let ok = (200..300).contains(&self.profile.fumo_result);
@@ -234,6 +254,12 @@ impl SimDevice {
         let fumo = self.profile.fumo_uri();
         if uri == format!("{fumo}/Update/PkgData") {
             self.tree.force_value(&format!("{fumo}/State"), "50");
+            // The package now lives with the firmware state (the leaf itself is Replace-only).
+            let data = self.tree.value(uri).map(<[u8]>::to_vec);
+            if let (Some(fw), Some(data)) = (self.firmware.as_mut(), data) {
+                fw.staged_package = Some(data);
+                self.tree.force_value(uri, Vec::new());
+            }
         }
         let acc = format!("./DMAcc/{}/AppAuth", self.profile.server_id);
         if uri == format!("{acc}/srv/AAuthSecret")

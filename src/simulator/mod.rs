@@ -7,14 +7,18 @@
 //! not mirrored by the simulator but reported (`SessionReport::errors`). Tests are the one
 //! place where `dm::session` appears: as the peer under test.
 //!
-//! Codemap: `device`/`tree` (state), `session` + `commands` + `pack` + `server_auth` +
+//! Codemap: `device`/`tree` (state), `firmware` (images, keys, install and its result codes),
+//! `fumo` + `download` (FUMO jobs: Range download, apply, reboot, report), `session` + `commands` + `pack` + `server_auth` +
 //! `quirks` + `objects` (the client state machine), `package0`/`push` (notifications), `transport`
 //! (HTTP), `http1` (a tiny HTTP/1.1 reader for the push listener), `cli` (`run`).
 
 mod cli;
 mod commands;
 mod device;
+mod download;
 mod error;
+mod firmware;
+mod fumo;
 mod http1;
 mod objects;
 mod pack;
@@ -31,7 +35,13 @@ pub use cli::{
     run_with,
 };
 pub use device::{DeviceProfile, PendingAlert, SimDevice, fumo_alert_type};
+pub use download::{DownloadFailed, DownloadOptions, Downloaded, download};
 pub use error::SimError;
+pub use firmware::{
+    Firmware, ImageCache, PublishedKey, Refused, Trust, fetch_keys, install, result_code,
+    trusted_keys,
+};
+pub use fumo::{Faults, FirmwareState, FumoEnv, FumoJob, FumoOp, JobOutcome, run_pending};
 pub use package0::{NonceCandidate, NotificationError};
 pub use push::{PushEvent, PushTarget, serve_http_push, serve_udp_push};
 pub use quirks::ServerAuthQuirk;

@@ -176,8 +176,45 @@ impl DmTree {
             .collect()
     }
 
+    /// `Get <uri>?list=Struct`: the node and every node below it, in tree order, with their
+    /// Format (what a Results item per node shows; no values). Other `?list=` forms are 406.
+    pub fn list_struct(&self, uri: &str) -> Result<Vec<(String, NodeValue)>, StatusCode> {
+        let (path, query) = uri
+            .split_once('?')
+            .ok_or(StatusCode::OPTIONAL_FEATURE_NOT_SUPPORTED)?;
+        if query != "list=Struct" {
+            return Err(StatusCode::OPTIONAL_FEATURE_NOT_SUPPORTED);
+        }
+        let path = normalize_uri(path);
+        let node = self.nodes.get(&path).ok_or(StatusCode::NOT_FOUND)?;
+        if !node.access.get {
+            return Err(StatusCode::PERMISSION_DENIED);
+        }
+        let prefix = format!("{path}/");
+        let below = self
+            .nodes
+            .range(prefix.clone()..)
+            .take_while(|(k, _)| k.starts_with(&prefix));
+        Ok(std::iter::once((&path, node))
+            .chain(below)
+            .map(|(k, n)| {
+                let format = match &n.kind {
+                    NodeKind::Leaf { format, .. } => format.clone(),
+                    NodeKind::Interior => "node".into(),
+                };
+                let value = NodeValue {
+                    format,
+                    mime_type: n.mime_type.clone(),
+                    data: Vec::new(),
+                };
+                (k.clone(), value)
+            })
+            .collect())
+    }
+
     /// `Get`: a leaf's value, or an interior node's child list (Format `node`). Supports
-    /// `?prop=Format|Type|Name|Size`; `?list=` is answered 406 (brief 8: unsupported ⇒ 406).
+    /// `?prop=Format|Type|Name|Size`; `?list=Struct` is [`list_struct`](Self::list_struct),
+    /// other `?list=` forms are answered 406 (brief 8: unsupported ⇒ 406).
     pub fn get(&self, uri: &str) -> Result<NodeValue, StatusCode> {
         let (path, query) = match uri.split_once('?') {
             Some((p, q)) => (p, Some(q)),
