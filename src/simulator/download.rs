@@ -18,8 +18,10 @@ pub struct DownloadOptions {
     pub max_bytes: u64,
     /// Resumptions allowed after dropped connections before giving up with 503.
     pub max_resumes: u32,
-    /// Fault injection: drop the connection once after this many bytes (then resume).
+    /// Fault injection: drop the connection after this many bytes (then resume), …
     pub drop_after: Option<u64>,
+    /// … this many times.
+    pub drops: u32,
 }
 
 impl Default for DownloadOptions {
@@ -29,6 +31,7 @@ impl Default for DownloadOptions {
             max_bytes: 64 * 1024 * 1024,
             max_resumes: 8,
             drop_after: None,
+            drops: 0,
         }
     }
 }
@@ -83,7 +86,12 @@ pub async fn download(
     let mut got = Downloaded::default();
     let mut etag: Option<String> = None;
     let mut total: Option<u64> = None;
-    let mut dropped = opts.drop_after.is_none();
+    let mut drops_left = if opts.drop_after.is_some() {
+        opts.drops
+    } else {
+        0
+    };
+    let mut since_drop = 0u64;
     let fail = |got: &Downloaded, code: u16, reason: String| DownloadFailed {
         code,
         reason,
@@ -169,6 +177,7 @@ pub async fn download(
                 }
             };
             got.wire_bytes += part.len() as u64;
+            since_drop += part.len() as u64;
             let room = total.unwrap_or(opts.max_bytes + 1) - got.bytes.len() as u64;
             let take = (part.len() as u64).min(room) as usize;
             got.bytes.extend_from_slice(&part[..take]);
@@ -193,8 +202,9 @@ pub async fn download(
                 total = Some(total.map_or(declared, |t| t.min(declared)));
                 got.bytes.truncate(declared as usize);
             }
-            if !dropped && opts.drop_after.is_some_and(|d| got.wire_bytes >= d) {
-                dropped = true;
+            if drops_left > 0 && opts.drop_after.is_some_and(|d| since_drop >= d) {
+                drops_left -= 1;
+                since_drop = 0;
                 cut = true;
                 break;
             }

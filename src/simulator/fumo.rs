@@ -56,8 +56,9 @@ pub struct FumoJob {
 /// Failures a device of a fleet group shows (decided per device when the fleet is built).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Faults {
-    /// Drop the download once after this many bytes; the device resumes with Range.
+    /// Drop the download after this many bytes, `drops` times; the device resumes with Range.
     pub drop_after: Option<u64>,
+    pub drops: u32,
     /// Flip bytes of the downloaded package (the device then reports 402).
     pub corrupt: bool,
     /// The device trusts a key the server never signs with (it reports 404).
@@ -235,7 +236,10 @@ pub async fn run_pending(dev: &Mutex<SimDevice>, env: &FumoEnv) -> Option<JobOut
     let package = match (&job.url, staged) {
         (Some(url), _) => {
             let mut opts = env.download.clone();
-            opts.drop_after = faults.drop_after.or(opts.drop_after);
+            if faults.drop_after.is_some() {
+                opts.drop_after = faults.drop_after;
+                opts.drops = faults.drops;
+            }
             if faults.user_cancel {
                 Err(Refused {
                     code: result::USER_CANCELLED,

@@ -1,0 +1,206 @@
+//! The simulator's FUMO side against a real server's `/dl/{token}` route: a device on v1
+//! downloads a delta by Range with its connection dropped twice, resumes, verifies with the
+//! keys it fetched from the keys API, applies, reboots into an image byte-identical to v2,
+//! and owes the server a 1226 report with the Exec's Correlator.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+use updraft::package::{self, NoProgress, PayloadEncoding, Release, SecretKey};
+use updraft::simulator::{
+    DeviceProfile, DownloadOptions, Faults, Firmware, FirmwareState, FumoEnv, ImageCache,
+    SimDevice, fetch_keys, run_pending,
+};
+
+use crate::helpers::firmware::noise;
+use crate::helpers::{TestApp, spawn_app_with};
+
+const KEY: &str = "test-download-key-0123456789abcdef0123456789";
+
+fn v2_of(v1: &[u8]) -> Vec<u8> {
+    let mut v2 = v1.to_vec();
+    for i in (0..v2.len()).step_by(4093) {
+        v2[i] = v2[i].wrapping_add(1);
+    }
+    v2.extend_from_slice(&noise(77, 150_000));
+    v2
+}
+
+/// Imports the signing key and uploads a delta v1 → v2 for Updraft/SIM-1; returns its id
+/// and bytes.
+async fn upload_delta(app: &TestApp, v1: &[u8], v2: &[u8]) -> (i64, Vec<u8>) {
+    let key = SecretKey::from_seed([21; 32]);
+    let res = app
+        .admin(Method::POST, "/api/v1/keys/import")
+        .json(&json!({ "public_key": key.public().to_file_text() }))
+        .send()
+        .await
+        .unwrap();
+    assert!(res.status().is_success(), "{}", res.status());
+    let release = Release {
+        manufacturer: "Updraft",
+        model: "SIM-1",
+        target_version: "2.0.0",
+        source_version: Some("1.0.0"),
+        security_version: 2,
+        created_at: chrono::Utc::now().timestamp() - 60,
+        expires_at: None,
+    };
+    let bytes = package::build_delta(
+        &release,
+        v1,
+        v2,
+        PayloadEncoding::BsdiffSplitZstd,
+        &key,
+        &mut NoProgress,
+    )
+    .unwrap()
+    .bytes;
+    let res = app
+        .admin(Method::POST, "/api/v1/packages")
+        .header("content-type", "application/octet-stream")
+        .body(bytes.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::CREATED);
+    let stored: Value = res.json().await.unwrap();
+    (stored["id"].as_i64().unwrap(), bytes)
+}
+
+async fn link(app: &TestApp, package_id: i64, job_key: &str) -> String {
+    let res = app
+        .admin(
+            Method::POST,
+            &format!("/api/v1/packages/{package_id}/download-links"),
+        )
+        .json(&json!({ "job_key": job_key }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::CREATED);
+    let link: Value = res.json().await.unwrap();
+    link["url"].as_str().unwrap().to_owned()
+}
+
+async fn device_on_v1(app: &TestApp, v1: &[u8], faults: Faults) -> (SimDevice, FumoEnv) {
+    let cache = Arc::new(ImageCache::new());
+    let mut state = FirmwareState::new(Firmware::new("1.0.0", &cache, v1.to_vec()));
+    state.faults = faults;
+    let dev = SimDevice::with_firmware(DeviceProfile::new("IMEI:77", "s"), state);
+    let keys = fetch_keys(&app.client, &app.url(""), &app.admin_token)
+        .await
+        .unwrap();
+    let env = FumoEnv {
+        client: app.client.clone(),
+        keys,
+        cache,
+        download: DownloadOptions {
+            chunk_size: 64 * 1024,
+            ..DownloadOptions::default()
+        },
+        reboot_delay: Duration::from_millis(10),
+    };
+    (dev, env)
+}
+
+fn exec_download_and_update(dev: &mut SimDevice, url: &str, correlator: &str) {
+    dev.tree
+        .replace(
+            "./FUMO/fw1/DownloadAndUpdate/PkgURL",
+            "chr",
+            None,
+            url.as_bytes().to_vec(),
+        )
+        .unwrap();
+    let code = dev.exec("./FUMO/fw1/DownloadAndUpdate", Some(correlator));
+    assert_eq!(code.0, 202);
+    assert_eq!(dev.tree.text("./FUMO/fw1/State").as_deref(), Some("30"));
+}
+
+#[tokio::test]
+async fn a_simulated_device_updates_by_delta_over_dl_with_two_drops_resumed() {
+    let app = spawn_app_with(|c| c.downloads.token_key = Some(KEY.to_owned().into())).await;
+    let v1 = noise(5, 400_000);
+    let v2 = v2_of(&v1);
+    let (id, pkg) = upload_delta(&app, &v1, &v2).await;
+    assert!(
+        pkg.len() > 100_000,
+        "a package worth cutting: {}",
+        pkg.len()
+    );
+    let url = link(&app, id, "upd-1-1").await;
+    let faults = Faults {
+        drop_after: Some(pkg.len() as u64 / 3),
+        drops: 2,
+        ..Faults::default()
+    };
+    let (mut dev, mut env) = device_on_v1(&app, &v1, faults).await;
+    // Exactly as many resumes allowed as cuts injected.
+    env.download.max_resumes = 2;
+    exec_download_and_update(&mut dev, &url, "upd-1-1");
+    let dev = tokio::sync::Mutex::new(dev);
+    let outcome = run_pending(&dev, &env).await.expect("a job ran");
+    assert_eq!(outcome.result_code, 200, "{:?}", outcome.reason);
+    assert_eq!(outcome.resumes, 2, "{outcome:?}");
+    assert!(
+        (outcome.wire_bytes as f64) < pkg.len() as f64 * 1.3,
+        "{} bytes for a {}-byte package",
+        outcome.wire_bytes,
+        pkg.len()
+    );
+    let d = dev.lock().await;
+    let fw = d.firmware.as_ref().unwrap();
+    assert_eq!(&*fw.running.image, v2.as_slice(), "byte-identical to v2");
+    assert_eq!(fw.running.security_version, 2);
+    assert_eq!(d.tree.text("./DevDetail/FwV").as_deref(), Some("2.0.0"));
+    assert_eq!(d.tree.text("./FUMO/fw1/State").as_deref(), Some("100"));
+    assert_eq!(d.pending_alerts.len(), 1);
+    let alert = &d.pending_alerts[0];
+    assert_eq!(alert.correlator.as_deref(), Some("upd-1-1"));
+    assert_eq!(alert.result_code, 200);
+    assert_eq!(alert.source, "./FUMO/fw1");
+    assert_eq!(
+        alert.alert_type,
+        "org.openmobilealliance.dm.firmwareupdate.downloadandupdate"
+    );
+}
+
+#[tokio::test]
+async fn a_corrupted_download_is_reported_402_and_the_device_keeps_v1() {
+    let app = spawn_app_with(|c| c.downloads.token_key = Some(KEY.to_owned().into())).await;
+    let v1 = noise(6, 200_000);
+    let v2 = v2_of(&v1);
+    let (id, _) = upload_delta(&app, &v1, &v2).await;
+    let url = link(&app, id, "upd-2-1").await;
+    let faults = Faults {
+        corrupt: true,
+        ..Faults::default()
+    };
+    let (mut dev, env) = device_on_v1(&app, &v1, faults).await;
+    exec_download_and_update(&mut dev, &url, "upd-2-1");
+    let dev = tokio::sync::Mutex::new(dev);
+    let outcome = run_pending(&dev, &env).await.unwrap();
+    assert_eq!(outcome.result_code, 402, "{:?}", outcome.reason);
+    let d = dev.lock().await;
+    assert_eq!(&*d.firmware.as_ref().unwrap().running.image, v1.as_slice());
+    assert_eq!(d.tree.text("./DevDetail/FwV").as_deref(), Some("1.0.0"));
+    assert_eq!(d.tree.text("./FUMO/fw1/State").as_deref(), Some("80"));
+    assert_eq!(d.pending_alerts[0].result_code, 402);
+}
+
+#[tokio::test]
+async fn a_bad_token_is_reported_406_without_a_job_left_running() {
+    let app = spawn_app_with(|c| c.downloads.token_key = Some(KEY.to_owned().into())).await;
+    let v1 = noise(7, 50_000);
+    let (mut dev, env) = device_on_v1(&app, &v1, Faults::default()).await;
+    exec_download_and_update(&mut dev, &app.url("/dl/not-a-token"), "upd-3-1");
+    let dev = tokio::sync::Mutex::new(dev);
+    let outcome = run_pending(&dev, &env).await.unwrap();
+    assert_eq!(outcome.result_code, 406, "{:?}", outcome.reason);
+    assert!(run_pending(&dev, &env).await.is_none(), "the job is over");
+    let d = dev.lock().await;
+    assert_eq!(d.tree.text("./FUMO/fw1/State").as_deref(), Some("20"));
+}
