@@ -1,17 +1,20 @@
 //! The simulator's FUMO side against a real server's `/dl/{token}` route: a device on v1
 //! downloads a delta by Range with its connection dropped twice, resumes, verifies with the
 //! keys it fetched from the keys API, applies, reboots into an image byte-identical to v2,
-//! and owes the server a 1226 report with the Exec's Correlator.
+//! and owes the server a 1226 report with the Exec's Correlator; and the same through whole
+//! DM sessions (commands queued by hand through the operations API), in URL mode and inline.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
+use updraft::dm::Encoding;
+use updraft::dm::auth::AuthType;
 use updraft::package::{self, NoProgress, PayloadEncoding, Release, SecretKey};
 use updraft::simulator::{
-    DeviceProfile, DownloadOptions, Faults, Firmware, FirmwareState, FumoEnv, ImageCache,
-    SimDevice, fetch_keys, run_pending,
+    DeviceProfile, DownloadOptions, Faults, Firmware, FirmwareState, FumoEnv, HttpTransport,
+    ImageCache, Initiation, SimDevice, fetch_keys, run_pending, run_session,
 };
 
 use crate::helpers::firmware::noise;
@@ -203,4 +206,225 @@ async fn a_bad_token_is_reported_406_without_a_job_left_running() {
     assert!(run_pending(&dev, &env).await.is_none(), "the job is over");
     let d = dev.lock().await;
     assert_eq!(d.tree.text("./FUMO/fw1/State").as_deref(), Some("20"));
+}
+
+const CLIENT_SECRET: &str = "device-secret";
+const SERVER_SECRET: &str = "server-secret";
+
+async fn provision(app: &TestApp, dev_id: &str, auth: &str) -> String {
+    let res = app
+        .admin(Method::POST, "/api/v1/devices")
+        .json(&json!({
+            "dev_id": dev_id,
+            "client": {"type": auth, "name": dev_id, "secret": CLIENT_SECRET},
+            "server": {"type": auth, "name": "updraft", "secret": SERVER_SECRET},
+        }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::CREATED);
+    res.json::<Value>().await.unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
+async fn queue(app: &TestApp, device: &str, body: Value) -> i64 {
+    let res = app
+        .admin(
+            Method::POST,
+            &format!("/api/v1/devices/{device}/operations"),
+        )
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::CREATED);
+    res.json::<Value>().await.unwrap()["id"].as_i64().unwrap()
+}
+
+async fn operation(app: &TestApp, id: i64) -> Value {
+    let res = app
+        .admin(Method::GET, &format!("/api/v1/operations/{id}"))
+        .send()
+        .await
+        .unwrap();
+    res.json().await.unwrap()
+}
+
+fn session_profile(dev_id: &str, encoding: Encoding, auth: AuthType) -> DeviceProfile {
+    let mut p = DeviceProfile::new(dev_id, CLIENT_SECRET);
+    p.model = "SIM-1".into();
+    p.man = "Updraft".into();
+    p.encoding = encoding;
+    p.auth = auth;
+    p.server_secret = SERVER_SECRET.into();
+    p.server_auth = Some(auth);
+    p
+}
+
+/// The Generic Alerts recorded with `correlator`.
+async fn alerts(app: &TestApp, device: &str, correlator: &str) -> Vec<Value> {
+    let res = app
+        .admin(
+            Method::GET,
+            &format!("/api/v1/devices/{device}/alerts?correlator={correlator}"),
+        )
+        .send()
+        .await
+        .unwrap();
+    res.json::<Value>()
+        .await
+        .unwrap()
+        .as_array()
+        .unwrap()
+        .clone()
+}
+
+/// The FwV a Get operation read, decoded.
+fn fwv_of(op: &Value) -> String {
+    let data = op["results"][0]["data"].as_str().unwrap();
+    let bytes = base64::Engine::decode(&base64::engine::general_purpose::STANDARD, data)
+        .unwrap_or_else(|_| data.as_bytes().to_vec());
+    String::from_utf8(bytes).unwrap()
+}
+
+/// After a job: the next client-initiated session carries the 1226 report and answers the
+/// FwV read queued for it; returns that FwV.
+async fn report_and_confirm(
+    app: &TestApp,
+    device: &str,
+    dev: &tokio::sync::Mutex<SimDevice>,
+    correlator: &str,
+) -> String {
+    let get = queue(
+        app,
+        device,
+        json!({"kind": "get", "uri": "./DevDetail/FwV"}),
+    )
+    .await;
+    let transport = HttpTransport::new(Duration::from_secs(60)).unwrap();
+    let mut d = dev.lock().await;
+    let report = run_session(&mut d, &transport, &app.url("/dm"), Initiation::Client)
+        .await
+        .unwrap();
+    assert!(report.errors.is_empty(), "{:?}", report.errors);
+    assert!(d.pending_alerts.is_empty(), "the server took the report");
+    let recorded = alerts(app, device, correlator).await;
+    assert_eq!(recorded.len(), 1, "{recorded:?}");
+    assert_eq!(recorded[0]["code"], 1226);
+    assert_eq!(recorded[0]["result_code"], 200);
+    assert_eq!(recorded[0]["source"], "./FUMO/fw1");
+    let op = operation(app, get).await;
+    assert_eq!(op["state"], "done", "{op}");
+    fwv_of(&op)
+}
+
+#[tokio::test]
+async fn in_dm_sessions_a_device_takes_a_delta_by_url_and_reports_it() {
+    let app = spawn_app_with(|c| c.downloads.token_key = Some(KEY.to_owned().into())).await;
+    let v1 = noise(8, 300_000);
+    let v2 = v2_of(&v1);
+    let (id, _) = upload_delta(&app, &v1, &v2).await;
+    let url = link(&app, id, "sim-url-1").await;
+    let dev_id = "IMEI:990000000000801";
+    let device = provision(&app, dev_id, "md5").await;
+    let (_, env) = device_on_v1(&app, &v1, Faults::default()).await;
+    let state = FirmwareState::new(Firmware::new("1.0.0", &env.cache, v1.clone()));
+    let profile = session_profile(dev_id, Encoding::Xml, AuthType::Md5);
+    let dev = tokio::sync::Mutex::new(SimDevice::with_firmware(profile, state));
+
+    let replace = queue(
+        &app,
+        &device,
+        json!({"kind": "replace", "uri": "./FUMO/fw1/DownloadAndUpdate/PkgURL", "data": url}),
+    )
+    .await;
+    let exec = queue(
+        &app,
+        &device,
+        json!({"kind": "exec", "uri": "./FUMO/fw1/DownloadAndUpdate", "correlator": "sim-url-1"}),
+    )
+    .await;
+    let transport = HttpTransport::new(Duration::from_secs(60)).unwrap();
+    {
+        let mut d = dev.lock().await;
+        let report = run_session(&mut d, &transport, &app.url("/dm"), Initiation::Client)
+            .await
+            .unwrap();
+        assert!(report.errors.is_empty(), "{:?}", report.errors);
+    }
+    assert_eq!(operation(&app, replace).await["status_code"], 200);
+    assert_eq!(operation(&app, exec).await["status_code"], 202);
+
+    let outcome = run_pending(&dev, &env).await.unwrap();
+    assert_eq!(outcome.result_code, 200, "{:?}", outcome.reason);
+    assert_eq!(
+        report_and_confirm(&app, &device, &dev, "sim-url-1").await,
+        "2.0.0"
+    );
+    let d = dev.lock().await;
+    assert_eq!(&*d.firmware.as_ref().unwrap().running.image, v2.as_slice());
+}
+
+#[tokio::test]
+async fn in_dm_sessions_a_device_takes_an_inline_large_object_at_max_msg_size_4096() {
+    let app = spawn_app_with(|c| c.downloads.token_key = Some(KEY.to_owned().into())).await;
+    let v1 = noise(9, 120_000);
+    let v2 = v2_of(&v1);
+    let (_, pkg) = upload_delta(&app, &v1, &v2).await;
+    let dev_id = "IMEI:990000000000802";
+    let device = provision(&app, dev_id, "hmac").await;
+    let (_, env) = device_on_v1(&app, &v1, Faults::default()).await;
+    let state = FirmwareState::new(Firmware::new("1.0.0", &env.cache, v1.clone()));
+    let mut profile = session_profile(dev_id, Encoding::Wbxml, AuthType::Hmac);
+    profile.max_msg_size = 4096;
+    let dev = tokio::sync::Mutex::new(SimDevice::with_firmware(profile, state));
+
+    let res = app
+        .admin(
+            Method::POST,
+            &format!(
+                "/api/v1/devices/{device}/operations/upload?kind=replace&uri=./FUMO/fw1/Update/PkgData&mime_type=application/octet-stream"
+            ),
+        )
+        .body(pkg.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::CREATED);
+    let exec = queue(
+        &app,
+        &device,
+        json!({"kind": "exec", "uri": "./FUMO/fw1/Update", "correlator": "sim-inline-1"}),
+    )
+    .await;
+    let transport = HttpTransport::new(Duration::from_secs(60)).unwrap();
+    {
+        let mut d = dev.lock().await;
+        let report = run_session(&mut d, &transport, &app.url("/dm"), Initiation::Client)
+            .await
+            .unwrap();
+        assert!(report.errors.is_empty(), "{:?}", report.errors);
+        assert!(
+            report.messages > (pkg.len() / 4096) as u32,
+            "the package came in many messages: {}",
+            report.messages
+        );
+        assert_eq!(d.tree.text("./FUMO/fw1/State").as_deref(), Some("60"));
+    }
+    assert_eq!(operation(&app, exec).await["status_code"], 202);
+    let outcome = run_pending(&dev, &env).await.unwrap();
+    assert_eq!(outcome.result_code, 200, "{:?}", outcome.reason);
+    assert_eq!(
+        outcome.wire_bytes, 0,
+        "nothing downloaded: the package came inline"
+    );
+    assert_eq!(
+        report_and_confirm(&app, &device, &dev, "sim-inline-1").await,
+        "2.0.0"
+    );
+    let d = dev.lock().await;
+    assert_eq!(&*d.firmware.as_ref().unwrap().running.image, v2.as_slice());
+    assert_eq!(d.tree.text("./FUMO/fw1/State").as_deref(), Some("90"));
 }
