@@ -21,13 +21,15 @@ use super::quirks::ServerAuthQuirk;
 use super::session::{ClientSession, Initiation, SessionOptions, SessionReport};
 use super::transport::{HttpTransport, Transport};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum EncodingArg {
     Xml,
     Wbxml,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum AuthArg {
     Basic,
     Md5,
@@ -113,6 +115,25 @@ pub struct SimulateArgs {
     /// HTTP timeout per request, seconds.
     #[arg(long, default_value_t = 30)]
     pub timeout_secs: u64,
+    /// Run the devices of this fleet file (TOML, see docs/fleet.example.toml) instead of
+    /// `--devices` identical ones: devices that really update, for `--duration-secs`.
+    #[arg(long)]
+    pub fleet: Option<std::path::PathBuf>,
+    /// With --fleet: provision every device through the admin API first.
+    #[arg(long, requires = "fleet")]
+    pub provision: bool,
+    /// The admin API base URL (keys, provisioning), e.g. http://127.0.0.1:8080.
+    #[arg(long)]
+    pub api_url: Option<String>,
+    /// Admin API bearer token.
+    #[arg(long, env = "UPDRAFT_SIM_TOKEN")]
+    pub token: Option<String>,
+    /// A trusted public key file (repeatable); without it --fleet fetches /api/v1/keys.
+    #[arg(long)]
+    pub key_file: Vec<std::path::PathBuf>,
+    /// With --fleet: how long the devices run.
+    #[arg(long, default_value_t = 60)]
+    pub duration_secs: u64,
 }
 
 /// A per-device secret: `B64(MD5(base ":" dev_id))`.
@@ -143,7 +164,7 @@ pub struct DeviceSummary {
 }
 
 impl DeviceSummary {
-    fn add(&mut self, r: &SessionReport) {
+    pub(crate) fn add(&mut self, r: &SessionReport) {
         self.sessions += 1;
         self.messages += u64::from(r.messages);
         self.bytes_sent += r.bytes_sent;
@@ -299,6 +320,9 @@ fn validate(args: &SimulateArgs) -> Result<(), SimError> {
 /// and returns it.
 pub async fn run(args: SimulateArgs) -> Result<Summary, SimError> {
     validate(&args)?;
+    if args.fleet.is_some() {
+        return run_fleet_cli(&args).await;
+    }
     let transport = Arc::new(HttpTransport::new(Duration::from_secs(args.timeout_secs))?);
     let summary = run_with(&args, transport).await?;
     if args.json {
@@ -308,6 +332,48 @@ pub async fn run(args: SimulateArgs) -> Result<Summary, SimError> {
         println!("{text}");
     } else {
         print!("{}", summary.render_table());
+    }
+    Ok(summary)
+}
+
+/// `--fleet`: runs and prints the fleet summary; returns an empty device summary that is
+/// `ok()` only when the fleet's is.
+async fn run_fleet_cli(args: &SimulateArgs) -> Result<Summary, SimError> {
+    let timeout = Duration::from_secs(args.timeout_secs);
+    let transport = Arc::new(HttpTransport::new(timeout)?);
+    let client = reqwest::Client::builder()
+        .timeout(timeout)
+        .build()
+        .map_err(|e| SimError::Config {
+            reason: format!("HTTP client: {e}"),
+        })?;
+    let run = super::fleet_run::FleetRun {
+        fleet: args.fleet.clone().unwrap_or_default(),
+        server: args.server.clone(),
+        provision: args.provision,
+        api_url: args.api_url.clone(),
+        token: args.token.clone(),
+        key_files: args.key_file.clone(),
+        duration: Duration::from_secs(args.duration_secs),
+        push_listen: args.push_listen.clone(),
+    };
+    let fleet = super::fleet_run::run_fleet(&run, transport, client).await?;
+    if args.json {
+        let text = serde_json::to_string_pretty(&fleet).map_err(|e| SimError::Config {
+            reason: e.to_string(),
+        })?;
+        println!("{text}");
+    } else {
+        print!("{}", fleet.render_table());
+    }
+    let mut summary = Summary::default();
+    if !fleet.ok() {
+        summary.errors = fleet
+            .groups
+            .iter()
+            .map(|g| g.errors.len())
+            .sum::<usize>()
+            .max(1);
     }
     Ok(summary)
 }
@@ -401,7 +467,7 @@ fn record_push(summary: &mut Summary, ev: PushEvent) {
     }
 }
 
-async fn start_listener<T: Transport + 'static>(
+pub(crate) async fn start_listener<T: Transport + 'static>(
     spec: &str,
     devices: &[Arc<Mutex<SimDevice>>],
     transport: &Arc<T>,

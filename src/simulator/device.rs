@@ -120,6 +120,8 @@ pub struct SimDevice {
     /// The firmware the device runs, for a device that really updates (see `fumo`). Without
     /// it, Exec is scripted: it "runs" at once and reports `profile.fumo_result`.
     pub firmware: Option<FirmwareState>,
+    /// Switched off (fault injection): Package 0 is lost, no sessions.
+    pub offline: bool,
     sessions_started: u32,
     nonces_issued: u64,
 }
@@ -136,6 +138,7 @@ impl SimDevice {
             pending_alerts: Vec::new(),
             pending_notification: None,
             firmware: None,
+            offline: false,
             sessions_started: 0,
             nonces_issued: 0,
         }

@@ -136,6 +136,20 @@ fn corrupt(bytes: &mut [u8]) {
 }
 
 impl SimDevice {
+    /// Drops the FUMO nodes of a mechanism the device lacks (brief 5.1: a device supports at
+    /// least one): no `Download`/`DownloadAndUpdate` without `download`, no `Update/PkgData`
+    /// without `inline` (Exec Update stays, for the two-step flow).
+    pub fn remove_fumo_capabilities(&mut self, download: bool, inline: bool) {
+        let fumo = self.profile.fumo_uri();
+        if !download {
+            self.tree.remove(&format!("{fumo}/Download"));
+            self.tree.remove(&format!("{fumo}/DownloadAndUpdate"));
+        }
+        if !inline {
+            self.tree.remove(&format!("{fumo}/Update/PkgData"));
+        }
+    }
+
     /// Exec on a FUMO node of a device holding firmware (brief 5.3): checks that there is
     /// something to do, queues the job and answers 202; the work happens in [`run_pending`].
     pub(crate) fn queue_fumo_job(&mut self, op: FumoOp, correlator: Option<&str>) -> u16 {

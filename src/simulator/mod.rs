@@ -18,6 +18,8 @@ mod device;
 mod download;
 mod error;
 mod firmware;
+mod fleet;
+mod fleet_run;
 mod fumo;
 mod http1;
 mod objects;
@@ -41,6 +43,8 @@ pub use firmware::{
     Firmware, ImageCache, PublishedKey, Refused, Trust, fetch_keys, install, result_code,
     trusted_keys,
 };
+pub use fleet::{FaultRates, FleetDevice, FleetFile, Group};
+pub use fleet_run::{FleetRun, FleetSummary, GroupSummary, JobSeen, run_fleet};
 pub use fumo::{Faults, FirmwareState, FumoEnv, FumoJob, FumoOp, JobOutcome, run_pending};
 pub use package0::{NonceCandidate, NotificationError};
 pub use push::{PushEvent, PushTarget, serve_http_push, serve_udp_push};

@@ -43,7 +43,8 @@ impl<T: Transport + 'static> PushTarget<T> {
         let mut accepted = 0;
         for dev in &self.devices {
             let mut d = dev.lock().await;
-            if dev_id.is_some_and(|id| id != d.profile.dev_id) {
+            // A switched-off device never sees the datagram.
+            if d.offline || dev_id.is_some_and(|id| id != d.profile.dev_id) {
                 continue;
             }
             let id = d.profile.dev_id.clone();

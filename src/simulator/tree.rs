@@ -347,6 +347,14 @@ impl DmTree {
         Ok(())
     }
 
+    /// Removes a node and its subtree whatever their ACL; for building the initial tree.
+    pub fn remove(&mut self, uri: &str) {
+        let uri = normalize_uri(uri);
+        let prefix = format!("{uri}/");
+        self.nodes
+            .retain(|k, _| *k != uri && !k.starts_with(&prefix));
+    }
+
     /// `Delete`: the node and its subtree; 405 for `.` and permanent nodes (or a subtree
     /// holding one), 404 if absent.
     pub fn delete(&mut self, uri: &str) -> Result<(), StatusCode> {

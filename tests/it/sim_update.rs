@@ -428,3 +428,138 @@ async fn in_dm_sessions_a_device_takes_an_inline_large_object_at_max_msg_size_40
     assert_eq!(&*d.firmware.as_ref().unwrap().running.image, v2.as_slice());
     assert_eq!(d.tree.text("./FUMO/fw1/State").as_deref(), Some("90"));
 }
+
+/// One fleet group in TOML.
+fn group(name: &str, prefix: &str, encoding: &str, auth: &str, faults: &str) -> String {
+    format!(
+        r#"
+[[group]]
+name = "{name}"
+count = 1
+dev_id_prefix = "{prefix}"
+model = "SIM-1"
+firmware_version = "1.0.0"
+image = "v1.bin"
+security_version = 1
+encoding = "{encoding}"
+auth = "{auth}"
+secret = "{CLIENT_SECRET}"
+server_secret = "{SERVER_SECRET}"
+poll_interval_secs = 1
+chunk_size = 32768
+reboot_delay_ms = 20
+[group.faults]
+{faults}
+"#
+    )
+}
+
+#[tokio::test]
+async fn a_fleet_run_provisions_updates_and_summarises_each_group_with_its_faults() {
+    let app = spawn_app_with(|c| c.downloads.token_key = Some(KEY.to_owned().into())).await;
+    let v1 = noise(10, 200_000);
+    let v2 = v2_of(&v1);
+    let (id, pkg) = upload_delta(&app, &v1, &v2).await;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("v1.bin"), &v1).unwrap();
+    let fleet = [
+        group(
+            "cut",
+            "IMEI:9900000009001",
+            "xml",
+            "md5",
+            "drop = 1.0\ndrop_after = 40000\ndrops = 2",
+        ),
+        group(
+            "corrupt",
+            "IMEI:9900000009002",
+            "wbxml",
+            "hmac",
+            "corrupt = 1.0",
+        ),
+        group(
+            "fallback",
+            "IMEI:9900000009003",
+            "xml",
+            "md5",
+            "fall_back = 1.0",
+        ),
+    ]
+    .concat();
+    let fleet_path = dir.path().join("fleet.toml");
+    std::fs::write(&fleet_path, fleet).unwrap();
+
+    // Provisioned by the test first so the commands can wait for the devices' first
+    // sessions; the run's own provisioning then finds them there (409) and goes on.
+    let mut devices = Vec::new();
+    for (prefix, auth, correlator) in [
+        ("IMEI:9900000009001", "md5", "fleet-cut"),
+        ("IMEI:9900000009002", "hmac", "fleet-corrupt"),
+        ("IMEI:9900000009003", "md5", "fleet-fallback"),
+    ] {
+        let device = provision(&app, &format!("{prefix}1"), auth).await;
+        devices.push(device.clone());
+        let url = link(&app, id, correlator).await;
+        queue(
+            &app,
+            &device,
+            json!({"kind": "replace", "uri": "./FUMO/fw1/DownloadAndUpdate/PkgURL", "data": url}),
+        )
+        .await;
+        queue(
+            &app,
+            &device,
+            json!({"kind": "exec", "uri": "./FUMO/fw1/DownloadAndUpdate", "correlator": correlator}),
+        )
+        .await;
+    }
+    let run = updraft::simulator::FleetRun {
+        fleet: fleet_path,
+        server: app.url("/dm"),
+        provision: true,
+        api_url: Some(app.url("")),
+        token: Some(app.admin_token.clone()),
+        key_files: Vec::new(),
+        duration: Duration::from_secs(3),
+        push_listen: None,
+    };
+    let transport = Arc::new(HttpTransport::new(Duration::from_secs(30)).unwrap());
+    let summary = updraft::simulator::run_fleet(&run, transport, app.client.clone())
+        .await
+        .unwrap();
+    let by_name = |n: &str| summary.groups.iter().find(|g| g.name == n).unwrap();
+    for g in &summary.groups {
+        assert!(g.errors.is_empty(), "{}: {:?}", g.name, g.errors);
+        assert_eq!(g.jobs.len(), 1, "{}: one job each: {:?}", g.name, g.jobs);
+        assert!(g.sessions >= 2, "{}: polled and reported", g.name);
+    }
+    let cut = by_name("cut");
+    assert_eq!(cut.verdicts.get(&200), Some(&1), "{cut:?}");
+    assert_eq!(cut.final_versions.get("2.0.0"), Some(&1), "{cut:?}");
+    assert!(
+        (cut.bytes_downloaded as f64) < pkg.len() as f64 * 1.3,
+        "{cut:?}"
+    );
+    let corrupt = by_name("corrupt");
+    assert_eq!(corrupt.verdicts.get(&402), Some(&1), "{corrupt:?}");
+    assert_eq!(corrupt.final_versions.get("1.0.0"), Some(&1));
+    let fallback = by_name("fallback");
+    assert_eq!(fallback.verdicts.get(&200), Some(&1), "reports success…");
+    assert_eq!(
+        fallback.final_versions.get("1.0.0"),
+        Some(&1),
+        "…on the old image"
+    );
+    // Three devices on v1 share one image; v2 was built once by the cut device.
+    assert_eq!(summary.distinct_images, 2, "{summary:?}");
+    // Every report reached the server with its Correlator.
+    for (device, (correlator, code)) in devices.iter().zip([
+        ("fleet-cut", 200),
+        ("fleet-corrupt", 402),
+        ("fleet-fallback", 200),
+    ]) {
+        let recorded = alerts(&app, device, correlator).await;
+        assert_eq!(recorded.len(), 1, "{correlator}: {recorded:?}");
+        assert_eq!(recorded[0]["result_code"], code, "{correlator}");
+    }
+}
