@@ -18,7 +18,7 @@ mod device;
 mod download;
 mod error;
 mod firmware;
-mod fleet;
+pub(crate) mod fleet;
 mod fleet_run;
 mod fumo;
 mod http1;

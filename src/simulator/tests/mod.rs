@@ -2,6 +2,7 @@
 //! server messages for the checks the engine never trips, and the wire (HTTP, UDP push, `run`).
 
 mod firmware;
+mod fumo;
 mod peer;
 mod scripted;
 mod sessions;
