@@ -176,6 +176,17 @@ pub async fn download(
                     break;
                 }
             };
+            // An injected cut lands inside this part: the device reads up to it, then the
+            // connection is gone (the rest of the response is never read).
+            let mut part = &part[..];
+            let mut cut_here = false;
+            if drops_left > 0
+                && let Some(d) = opts.drop_after
+                && since_drop + part.len() as u64 >= d
+            {
+                part = &part[..(d - since_drop) as usize];
+                cut_here = true;
+            }
             got.wire_bytes += part.len() as u64;
             since_drop += part.len() as u64;
             let room = total.unwrap_or(opts.max_bytes + 1) - got.bytes.len() as u64;
@@ -202,7 +213,7 @@ pub async fn download(
                 total = Some(total.map_or(declared, |t| t.min(declared)));
                 got.bytes.truncate(declared as usize);
             }
-            if drops_left > 0 && opts.drop_after.is_some_and(|d| since_drop >= d) {
+            if cut_here {
                 drops_left -= 1;
                 since_drop = 0;
                 cut = true;

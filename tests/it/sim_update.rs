@@ -154,6 +154,37 @@ async fn a_simulated_device_updates_by_delta_over_dl_with_two_drops_resumed() {
         outcome.wire_bytes,
         pkg.len()
     );
+    // The server's own accounting agrees: the package once, plus what the cuts cost.
+    let served = crate::helpers::wait_for(
+        "the whole package accounted",
+        Duration::from_secs(10),
+        || async {
+            let res = app
+                .admin(Method::GET, "/api/v1/downloads/upd-1-1")
+                .send()
+                .await
+                .unwrap();
+            let stats: Value = res.json().await.unwrap();
+            let served = stats["bytes_served"].as_u64().unwrap_or(0);
+            if served >= pkg.len() as u64 {
+                Ok(served)
+            } else {
+                Err(format!("{served} bytes so far"))
+            }
+        },
+    )
+    .await;
+    assert!(
+        (served as f64) < pkg.len() as f64 * 1.3,
+        "served {served} for {}",
+        pkg.len()
+    );
+    eprintln!(
+        "two cuts: served {served} bytes, device read {} bytes, package {} bytes ({:.3}x)",
+        outcome.wire_bytes,
+        pkg.len(),
+        served as f64 / pkg.len() as f64
+    );
     let d = dev.lock().await;
     let fw = d.firmware.as_ref().unwrap();
     assert_eq!(&*fw.running.image, v2.as_slice(), "byte-identical to v2");
