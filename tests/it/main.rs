@@ -20,6 +20,7 @@ mod keys_api;
 mod lifecycle;
 mod openapi;
 mod packages_api;
+mod sim_two_step;
 mod sim_update;
 mod skips;
 mod store_tokens;

@@ -283,3 +283,21 @@ async fn http_push_by_device_path() {
     assert_eq!(ev.dev_id, "IMEI1");
     assert_eq!(ev.report.unwrap().session_id, "7");
 }
+
+#[tokio::test]
+async fn a_device_switched_off_loses_package_0_and_takes_the_next_one() {
+    let peer = EnginePeer::new(server_config(65_536));
+    let (target, mut rx) = push_target(peer.clone(), &["IMEI3"]);
+    let bytes = package0(0x0A0A, "srv-IMEI3", &Nonce(vec![0; 4]).0);
+    target.devices[0].lock().await.offline = true;
+    assert_eq!(target.deliver(&bytes, None).await, 0, "nobody heard it");
+    assert!(rx.try_recv().is_err(), "no event, no session");
+    assert_eq!(target.deliver(&bytes, Some("IMEI3")).await, 0);
+    target.devices[0].lock().await.offline = false;
+    assert_eq!(target.deliver(&bytes, None).await, 1);
+    let ev = tokio::time::timeout(Duration::from_secs(10), rx.recv())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(ev.notification, Ok(0x0A0A));
+}
