@@ -194,6 +194,10 @@ const VARIABLES: &[(&str, bool, Setter)] = &[
         c.builds.delta_max_ratio = parse(var, &v)?;
         Ok(())
     }),
+    ("UPDRAFT_BUILDS_DELTA_BUDGET_SECS", false, |c, var, v| {
+        c.builds.delta_budget_secs = parse(var, &v)?;
+        Ok(())
+    }),
 ];
 
 /// Applies the known `UPDRAFT_*` variables to `config`; returns a warning per unknown one.
