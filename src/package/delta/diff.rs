@@ -29,6 +29,8 @@ pub struct MatchOptions {
     pub skip_from: usize,
     /// Bytes before the end of a rejected long match where the scan resumes.
     pub skip_keep: usize,
+    /// Compare suffixes as strings in the suffix search (see `SuffixArray::longest_match_counted`).
+    pub exact_search: bool,
     /// Matcher steps after which the diff gives up (`DeltaError::StepBudget`); `None`: no limit.
     pub max_steps: Option<u64>,
 }
@@ -39,6 +41,7 @@ impl MatchOptions {
         min_gain: 8,
         skip_from: 0,
         skip_keep: 0,
+        exact_search: false,
         max_steps: None,
     };
     /// What the builder uses: classic decisions, linearithmic on every input.
@@ -46,6 +49,7 @@ impl MatchOptions {
         min_gain: 8,
         skip_from: 64,
         skip_keep: 32,
+        exact_search: true,
         max_steps: None,
     };
 
@@ -113,7 +117,9 @@ impl Matcher<'_> {
     }
 
     fn search(&mut self, scan: usize) -> (usize, usize) {
-        let (pos, len, steps) = self.index.longest_match_counted(&self.new[scan..]);
+        let (pos, len, steps) = self
+            .index
+            .longest_match_counted(&self.new[scan..], self.options.exact_search);
         self.stats.steps += steps;
         self.stats.searches += 1;
         (pos, len)

@@ -38,7 +38,7 @@ impl<'a> SuffixArray<'a> {
     /// common prefixes wins (ties go to the upper neighbour). This exact tie rule is what
     /// makes our patches byte-identical to the `bsdiff` crate's.
     pub fn longest_match(&self, target: &[u8]) -> (usize, usize) {
-        let (pos, len, _) = self.longest_match_counted(target);
+        let (pos, len, _) = self.longest_match_counted(target, false);
         (pos, len)
     }
 
@@ -48,7 +48,14 @@ impl<'a> SuffixArray<'a> {
     /// the target (they are sorted), so each probe compares from there on. The decisions
     /// are the classic ones; only the bytes already known to agree are not compared again.
     /// Without this, a probe inside a long run of one byte re-compares the whole run.
-    pub fn longest_match_counted(&self, target: &[u8]) -> (usize, usize, u64) {
+    ///
+    /// `exact == false` is the classic order, which counts a suffix that is a proper prefix
+    /// of the target as not below it: then the search is not monotone, and inside a run
+    /// at the end of the old image it lands on the shortest run suffix, returning a match
+    /// of a byte or two after comparing the whole run at every probe (quadratic overall).
+    /// `exact == true` compares suffixes as strings, so the search finds the target's
+    /// place in the order and its neighbours hold a longest match.
+    pub fn longest_match_counted(&self, target: &[u8], exact: bool) -> (usize, usize, u64) {
         let (mut lo, mut hi) = (0usize, self.sa.len() - 1);
         let (lo_pos, hi_pos) = (self.sa[lo] as usize, self.sa[hi] as usize);
         let mut lcp_lo = common_prefix(&self.old[lo_pos..], target);
@@ -61,7 +68,12 @@ impl<'a> SuffixArray<'a> {
             let l = known + common_prefix(&suffix[known..], &target[known..]);
             steps += 1 + (l - known) as u64 / 8;
             let k = suffix.len().min(target.len());
-            if l < k && suffix[l] < target[l] {
+            let below = if l < k {
+                suffix[l] < target[l]
+            } else {
+                exact && suffix.len() < target.len()
+            };
+            if below {
                 (lo, lcp_lo) = (mid, l);
             } else {
                 (hi, lcp_hi) = (mid, l);
