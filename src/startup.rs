@@ -76,8 +76,11 @@ impl Application {
             "updraft is starting"
         );
         install_tls_provider();
-        let dm = DmEdge::new(store.clone(), blobs.clone(), &config);
+        let downloads = Downloads::new(&config, store.clone(), blobs.clone())
+            .context("cannot set up device downloads")?;
         let notifier = Notifier::new(store.clone(), &config);
+        let updates = Updates::new(store.clone(), notifier.clone(), downloads.clone(), &config);
+        let dm = DmEdge::new(store.clone(), blobs.clone(), &config).with_updates(updates.clone());
         let (stop_workers, stop_rx) = tokio::sync::watch::channel(false);
         let builds_task = config.builds.enabled.then(|| {
             let worker = BuildWorker::new(
@@ -88,14 +91,11 @@ impl Application {
             );
             tokio::spawn(builds::run(worker, stop_rx.clone()))
         });
-        let updates = Updates::new(store.clone(), notifier.clone(), &config);
         let updates_task = tokio::spawn(crate::updates::worker::run(
             updates.clone(),
             stop_rx.clone(),
         ));
         let workers_task = tokio::spawn(notify::run_worker(notifier.clone(), dm.clone(), stop_rx));
-        let downloads = Downloads::new(&config, store.clone(), blobs.clone())
-            .context("cannot set up device downloads")?;
         let state = AppState {
             downloads,
             config,

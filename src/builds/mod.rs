@@ -13,7 +13,7 @@ pub mod upload;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU8, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
@@ -25,6 +25,7 @@ use crate::config::BuildsConfig;
 use crate::keys::{self, KeyFolder, KeysError};
 use crate::package::{
     self, BuildPolicy, Manifest, PayloadEncoding, Progress, Release, Sha256, Step,
+    delta::DeltaError,
 };
 use crate::store::{
     BuildJob, Firmware, JobResult, NewPackage, PackageKind, PackageOrigin, Store, StoreError,
@@ -112,7 +113,7 @@ impl BuildWorker {
     }
 
     async fn execute(&self, job: BuildJob) {
-        let started = std::time::Instant::now();
+        let started = Instant::now();
         let outcome = if job.attempts > self.settings.max_attempts {
             Err(Failure::Permanent(format!(
                 "gave up after {} attempts (the last worker lost its lease)",
@@ -238,6 +239,8 @@ impl BuildWorker {
             old,
             full_size,
             policy,
+            delta_budget: (self.settings.delta_budget_secs > 0)
+                .then(|| Duration::from_secs(self.settings.delta_budget_secs)),
         };
         let mut handle = tokio::task::spawn_blocking(move || inputs.build(&key, reporter));
         let mut tick = tokio::time::interval(HEARTBEAT);
@@ -356,6 +359,8 @@ struct BuildInputs {
     /// Size of the target's full package, when one exists already.
     full_size: Option<u64>,
     policy: BuildPolicy,
+    /// Wall-clock budget of the delta (diff and compression), if any.
+    delta_budget: Option<Duration>,
 }
 
 struct Built {
@@ -395,37 +400,46 @@ impl BuildInputs {
         };
         // The full package of this target is the full job's to publish; a delta job only
         // needs its size, and builds it when it is not known yet.
-        let (delta, full_size) = match self.full_size {
+        let full_size = match self.full_size {
             Some(size) => {
                 progress.delta_only = true;
-                let delta = package::build_delta(
-                    &release,
-                    old,
-                    &self.new,
-                    self.policy.delta_encoding,
-                    key,
-                    &mut progress,
-                )?;
-                (delta, size)
+                size
             }
-            None => {
-                let full = package::build_full(
-                    &release,
-                    &self.new,
-                    self.policy.full_encoding,
-                    key,
-                    &mut progress,
-                )?;
-                let delta = package::build_delta(
-                    &release,
-                    old,
-                    &self.new,
-                    self.policy.delta_encoding,
-                    key,
-                    &mut progress,
-                )?;
-                (delta, full.bytes.len() as u64)
+            None => package::build_full(
+                &release,
+                &self.new,
+                self.policy.full_encoding,
+                key,
+                &mut progress,
+            )?
+            .bytes
+            .len() as u64,
+        };
+        progress.deadline = self.delta_budget.map(|b| Instant::now() + b);
+        let delta = package::build_delta(
+            &release,
+            old,
+            &self.new,
+            self.policy.delta_encoding,
+            key,
+            &mut progress,
+        );
+        let delta = match delta {
+            Ok(delta) => delta,
+            // A delta that cannot be made in time must not hold up the campaign: the
+            // target's full package serves the devices, and the job says why.
+            Err(package::BuildError::Delta(DeltaError::Stopped | DeltaError::StepBudget(_))) => {
+                let budget = self.delta_budget.map_or(0, |b| b.as_secs());
+                return Ok(Built {
+                    full: None,
+                    delta: None,
+                    note: Some(format!(
+                        "delta not built: it exceeded the build budget of {budget} s \
+                         (builds.delta_budget_secs); devices get the full package ({full_size} bytes)"
+                    )),
+                });
             }
+            Err(other) => return Err(other),
         };
         let limit = full_size as f64 * self.policy.max_delta_ratio;
         if (delta.bytes.len() as f64) < limit {
@@ -464,6 +478,8 @@ struct JobProgress {
     delta: bool,
     matched: bool,
     delta_only: bool,
+    /// Past this instant the builder is asked to stop (the delta's budget).
+    deadline: Option<Instant>,
 }
 
 impl JobProgress {
@@ -475,6 +491,7 @@ impl JobProgress {
             delta,
             matched: false,
             delta_only: false,
+            deadline: None,
         }
     }
 
@@ -506,6 +523,10 @@ impl Progress for JobProgress {
         if self.total > 0 {
             self.set(done as f64 / self.total as f64);
         }
+    }
+
+    fn should_stop(&self) -> bool {
+        self.deadline.is_some_and(|d| Instant::now() >= d)
     }
 }
 

@@ -238,6 +238,10 @@ const VARIABLES: &[(&str, bool, Setter)] = &[
         c.downloads.chunk_bytes = parse(var, &v)?;
         Ok(())
     }),
+    ("UPDRAFT_BUILDS_DELTA_BUDGET_SECS", false, |c, var, v| {
+        c.builds.delta_budget_secs = parse(var, &v)?;
+        Ok(())
+    }),
 ];
 
 /// Applies the known `UPDRAFT_*` variables to `config`; returns a warning per unknown one.

@@ -237,6 +237,9 @@ pub struct BuildsConfig {
     pub poll_interval_ms: u64,
     /// A delta is kept only when its package is smaller than this fraction of the full one.
     pub delta_max_ratio: f64,
+    /// Wall-clock budget of one delta build (diff and compression); past it the job
+    /// publishes no delta, records why, and devices get the full package. 0: no budget.
+    pub delta_budget_secs: u64,
 }
 
 impl Default for BuildsConfig {
@@ -250,6 +253,7 @@ impl Default for BuildsConfig {
             lease_secs: 60,
             poll_interval_ms: 1000,
             delta_max_ratio: 0.5,
+            delta_budget_secs: 600,
         }
     }
 }

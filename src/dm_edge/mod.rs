@@ -71,6 +71,8 @@ pub struct DmEdge {
     blobs: BlobStore,
     server: ServerConfig,
     idle: chrono::Duration,
+    /// Update jobs learn the facts of each message and queue their commands in it.
+    updates: Option<crate::updates::Updates>,
 }
 
 impl DmEdge {
@@ -91,7 +93,14 @@ impl DmEdge {
             blobs,
             server,
             idle: chrono::Duration::seconds(config.dm.session_idle_secs as i64),
+            updates: None,
         }
+    }
+
+    /// Drives update jobs from the device's messages.
+    pub fn with_updates(mut self, updates: crate::updates::Updates) -> DmEdge {
+        self.updates = Some(updates);
+        self
     }
 
     /// Closes sessions idle for longer than the configured timeout, and expires the
@@ -258,43 +267,37 @@ impl DmEdge {
             .operations()
             .queued_for(&device.id, open_row)
             .await?;
-        // The object bytes the reply may carry: one message's worth, never a value whole.
-        let mut window_bytes = None;
-        let request = session::window_request(&state, message, &queue, &self.server);
-        if let Some(request) = request {
-            match objects::read_window(&self.store, &self.blobs, &request).await? {
-                objects::WindowRead::Bytes(bytes) => window_bytes = Some((request, bytes)),
-                objects::WindowRead::Missing(why) => {
-                    // A queued operation whose value is gone fails now; one in flight is
-                    // abandoned by the engine, which finds no window for it.
-                    tracing::error!(device.id = %device.id, dm.op_id = %request.op_id, reason = %why, "operation value unreadable");
-                    if queue.iter().any(|q| q.id == request.op_id) {
-                        let id = objects::parse_op_id(&request.op_id)?;
-                        self.store
-                            .operations()
-                            .fail(id, &format!("value unreadable: {why}"), None, now)
-                            .await?;
-                        queue.retain(|q| q.id != request.op_id);
-                    }
-                }
-            }
-        }
-        let inbound = Inbound {
+        let window_bytes = self
+            .window_for(&device, &state, message, &mut queue, true, now)
+            .await?;
+        let state_before = state.clone();
+        let (mut outbound, mut effects) = self.run_engine(
+            state,
             message,
             encoding,
             body,
             hmac_header,
-            device: &record,
-            queue: &queue,
-            window: window_bytes.as_ref().map(|(r, bytes)| Window {
-                op_id: &r.op_id,
-                offset: r.offset,
-                bytes,
-            }),
-            server: &self.server,
-        };
-        let (outbound, effects) =
-            session::handle(state, inbound, now.timestamp_millis(), &mut OsNonces);
+            &record,
+            &queue,
+            window_bytes.as_ref(),
+            now,
+        );
+        // What the message told the device's update job, decided before anything is written.
+        let mut plan = None;
+        if let Some(updates) = &self.updates
+            && let Some(job) = updates.active_job(&device.id).await?
+        {
+            plan = updates
+                .plan(
+                    &device,
+                    job,
+                    version.is_none(),
+                    &effects,
+                    outbound.session_over,
+                    now,
+                )
+                .await?;
+        }
 
         let tx = self.store.begin().await?;
         // The optimistic check first: it is also the write that serialises this device's
@@ -314,6 +317,29 @@ impl DmEdge {
             tx.operations()
                 .expire_session(row, "the session ended without a status", now)
                 .await?;
+        }
+        if let (Some(updates), Some(plan)) = (&self.updates, plan) {
+            let added = updates.commit_plan(&tx, &device, plan, now).await?;
+            if !added.is_empty() {
+                // The job queued commands on what this message said: answer it again with
+                // them in the queue, so this very reply carries them (same input, same state;
+                // only the second answer's effects are kept).
+                queue.extend(added);
+                let window_bytes = self
+                    .window_for(&device, &state_before, message, &mut queue, false, now)
+                    .await?;
+                (outbound, effects) = self.run_engine(
+                    state_before,
+                    message,
+                    encoding,
+                    body,
+                    hmac_header,
+                    &record,
+                    &queue,
+                    window_bytes.as_ref(),
+                    now,
+                );
+            }
         }
         let summary = effects::apply(&tx, &self.blobs, &device, &session_id, &effects, now).await?;
         let update = SessionUpdate {
@@ -364,6 +390,73 @@ impl DmEdge {
             content_type: outbound.content_type,
             hmac_header: outbound.hmac_header,
         })
+    }
+
+    /// Runs the engine on one message.
+    #[allow(clippy::too_many_arguments)]
+    fn run_engine(
+        &self,
+        state: SessionState,
+        message: &SyncML,
+        encoding: Encoding,
+        body: &[u8],
+        hmac_header: Option<&str>,
+        record: &DeviceRecord,
+        queue: &[session::QueuedOperation],
+        window: Option<&(session::WindowRequest, Vec<u8>)>,
+        now: DateTime<Utc>,
+    ) -> (session::Outbound, Vec<session::Effect>) {
+        let inbound = Inbound {
+            message,
+            encoding,
+            body,
+            hmac_header,
+            device: record,
+            queue,
+            window: window.map(|(r, bytes)| Window {
+                op_id: &r.op_id,
+                offset: r.offset,
+                bytes,
+            }),
+            server: &self.server,
+        };
+        session::handle(state, inbound, now.timestamp_millis(), &mut OsNonces)
+    }
+
+    /// The object bytes the reply may carry: one message's worth, never a value whole. A
+    /// queued operation whose value is gone is dropped from `queue` (and failed when
+    /// `may_write`, i.e. outside the message's transaction).
+    async fn window_for(
+        &self,
+        device: &Device,
+        state: &SessionState,
+        message: &SyncML,
+        queue: &mut Vec<session::QueuedOperation>,
+        may_write: bool,
+        now: DateTime<Utc>,
+    ) -> Result<Option<(session::WindowRequest, Vec<u8>)>, DmError> {
+        let Some(request) = session::window_request(state, message, queue, &self.server) else {
+            return Ok(None);
+        };
+        match objects::read_window(&self.store, &self.blobs, &request).await? {
+            objects::WindowRead::Bytes(bytes) => Ok(Some((request, bytes))),
+            objects::WindowRead::Missing(why) => {
+                // A queued operation whose value is gone fails now; one in flight is
+                // abandoned by the engine, which finds no window for it.
+                tracing::error!(device.id = %device.id, dm.op_id = %request.op_id, reason = %why, "operation value unreadable");
+                if queue.iter().any(|q| q.id == request.op_id) {
+                    if may_write {
+                        let id = objects::parse_op_id(&request.op_id)?;
+                        self.store
+                            .operations()
+                            .fail(id, &format!("value unreadable: {why}"), None, now)
+                            .await?;
+                    }
+                    queue.retain(|q| q.id != request.op_id);
+                }
+                Ok(None)
+            }
+        }
     }
 
     /// Whether a later message of a live session may continue it: it carries the session's

@@ -142,6 +142,11 @@ impl Downloads {
 
     /// Signs a link to `package_id` for `job_key`, valid for `ttl` (the configured
     /// default when `None`). The caller has checked that the package exists.
+    /// The longest lifetime a link may be minted with, in milliseconds.
+    pub fn max_link_ttl_ms(&self) -> u64 {
+        self.inner.settings.max_link_ttl_secs.saturating_mul(1000)
+    }
+
     pub fn mint(
         &self,
         job_key: &str,

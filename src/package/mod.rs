@@ -19,6 +19,8 @@ pub mod signing;
 pub mod verify;
 
 #[cfg(test)]
+mod shape_tests;
+#[cfg(test)]
 mod tests;
 
 pub use build::{

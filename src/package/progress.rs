@@ -22,6 +22,11 @@ pub trait Progress {
     fn start(&mut self, step: Step, total: u64);
     /// The current step has reached `done` units.
     fn update(&mut self, done: u64);
+    /// Asked now and then during long steps: true makes the builder give up with
+    /// `DeltaError::Stopped` (a caller's time budget; the package module reads no clock).
+    fn should_stop(&self) -> bool {
+        false
+    }
 }
 
 /// Ignores all progress.

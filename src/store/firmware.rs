@@ -166,7 +166,7 @@ impl<'a, C: ConnectionTrait + TransactionTrait> FirmwareStore<'a, C> {
     /// Deletes the row unless a package or a build job refers to it (`Conflict`), and
     /// tells whether another row still uses the same image (so its blob must stay).
     pub async fn delete(&self, id: i64) -> Result<DeletedFirmware, StoreError> {
-        let txn = self.db.begin().await?;
+        let txn = super::begin_write(self.db).await?;
         let row = firmware::Entity::find_by_id(id)
             .one(&txn)
             .await?

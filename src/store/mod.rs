@@ -158,7 +158,7 @@ impl Store {
     /// writes is visible to others until [`Tx::commit`]; dropping it rolls everything back.
     pub async fn begin(&self) -> Result<Tx, StoreError> {
         Ok(Tx {
-            txn: self.db.begin().await?,
+            txn: begin_write(&self.db).await?,
         })
     }
 
@@ -231,6 +231,22 @@ macro_rules! repositories {
 
 repositories!(Store, db, DatabaseConnection);
 repositories!(Tx, txn, DatabaseTransaction);
+
+/// Begins a transaction that may write. On SQLite its first statement takes the write lock,
+/// so that it waits for another writer (the busy timeout) instead of failing later, when a
+/// transaction that has read tries to write after another one committed (SQLITE_BUSY).
+/// PostgreSQL needs nothing of the kind.
+pub(crate) async fn begin_write<C: ConnectionTrait + TransactionTrait>(
+    db: &C,
+) -> Result<C::Transaction, StoreError> {
+    let txn = db.begin().await?;
+    if db.get_database_backend() == DatabaseBackend::Sqlite {
+        // Writes nothing, but is a write: SQLite takes the RESERVED lock for it.
+        txn.execute_unprepared("UPDATE updraft_migration_lock SET id = id WHERE 0")
+            .await?;
+    }
+    Ok(txn)
+}
 
 fn sqlite_url(path: &Path) -> String {
     format!("sqlite://{}?mode=rwc", path.display())

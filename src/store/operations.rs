@@ -218,7 +218,7 @@ impl<'a, C: ConnectionTrait + TransactionTrait> OperationStore<'a, C> {
         now: DateTime<Utc>,
     ) -> Result<OperationRecord, StoreError> {
         let json = serde_json::to_string(new.operation).expect("operations serialise");
-        let txn = self.db.begin().await?;
+        let txn = super::begin_write(self.db).await?;
         let model = dm_operation::ActiveModel {
             device_id: Set(new.device_id.to_owned()),
             operation: Set(json),
@@ -401,6 +401,19 @@ impl<'a, C: ConnectionTrait + TransactionTrait> OperationStore<'a, C> {
 
     /// The state changes of `owner`'s operations after event `after` (0 for all), oldest
     /// first: how an owner learns outcomes, reading on from the last id it handled.
+    /// Operations whose owner starts with `prefix` (an owner's own operations), oldest first.
+    pub async fn owned_by(&self, prefix: &str) -> Result<Vec<OperationRecord>, StoreError> {
+        dm_operation::Entity::find()
+            .filter(dm_operation::Column::Owner.starts_with(prefix))
+            .order_by_asc(dm_operation::Column::Id)
+            .limit(200)
+            .all(self.db)
+            .await?
+            .into_iter()
+            .map(to_record)
+            .collect()
+    }
+
     pub async fn outcomes_for_owner(
         &self,
         owner: &str,
@@ -441,7 +454,7 @@ impl<'a, C: ConnectionTrait + TransactionTrait> OperationStore<'a, C> {
         change: Change,
         now: DateTime<Utc>,
     ) -> Result<Outcome, StoreError> {
-        let txn = self.db.begin().await?;
+        let txn = super::begin_write(self.db).await?;
         let Some(current) = dm_operation::Entity::find_by_id(id).one(&txn).await? else {
             return Err(StoreError::NotFound);
         };

@@ -480,7 +480,7 @@ impl<'a, C: ConnectionTrait + TransactionTrait> PackageStore<'a, C> {
                 .filter(package_job::Column::Id.eq(id))
         };
         if self.db.get_database_backend() == DatabaseBackend::Postgres {
-            let txn = self.db.begin().await?;
+            let txn = super::begin_write(self.db).await?;
             let Some(candidate) = package_job::Entity::find()
                 .filter(due)
                 .order_by_asc(package_job::Column::Id)
@@ -596,7 +596,7 @@ impl<'a, C: ConnectionTrait + TransactionTrait> PackageStore<'a, C> {
         result: JobResult,
         now: DateTime<Utc>,
     ) -> Result<BuildJob, StoreError> {
-        let txn = self.db.begin().await?;
+        let txn = super::begin_write(self.db).await?;
         // Take the row first (an UPDATE locks it on PostgreSQL and takes SQLite's write
         // lock), so the lease check and the inserts see one state.
         let held = self

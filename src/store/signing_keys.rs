@@ -104,7 +104,7 @@ impl<'a, C: ConnectionTrait + TransactionTrait> SigningKeyStore<'a, C> {
         public_key_hex: &str,
         now: DateTime<Utc>,
     ) -> Result<SigningKeyRecord, StoreError> {
-        let txn = self.db.begin().await?;
+        let txn = super::begin_write(self.db).await?;
         let existing = signing_key::Entity::find_by_id(id).one(&txn).await?;
         if let Some(existing) = &existing {
             if existing.state == KeyState::Active.as_str() {

@@ -95,7 +95,7 @@ impl<'a, C: ConnectionTrait + TransactionTrait> UpdateJobStore<'a, C> {
         new: NewUpdateJob,
         now: DateTime<Utc>,
     ) -> Result<UpdateJobRecord, StoreError> {
-        let txn = self.db.begin().await?;
+        let txn = super::begin_write(self.db).await?;
         let model = update_job::ActiveModel {
             device_id: Set(new.device_id),
             target_firmware_id: Set(new.target_firmware_id),
@@ -197,7 +197,7 @@ impl<'a, C: ConnectionTrait + TransactionTrait> UpdateJobStore<'a, C> {
         transitions: &[Transition],
         now: DateTime<Utc>,
     ) -> Result<(), StoreError> {
-        let txn = self.db.begin().await?;
+        let txn = super::begin_write(self.db).await?;
         // A final job has nothing due any more.
         let (due, deadline) = if job.state.is_final() {
             (None, None)

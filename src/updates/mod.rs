@@ -2,13 +2,14 @@
 //! (retries, report chases, deadlines), and the hook that feeds them the facts of every DM
 //! message. The decisions are `crate::fumo`'s; this module loads, stores and applies them.
 
-mod session;
+pub mod session;
 pub mod worker;
 
 use chrono::{DateTime, Utc};
 
 use crate::config::{Config, UpdatesConfig};
 use crate::dm_edge::notify::Notifier;
+use crate::downloads::Downloads;
 use crate::fumo::{Job, JobState, Mode, Policy};
 use crate::store::{NewUpdateJob, Store, StoreError, UpdateJobRecord};
 
@@ -70,14 +71,16 @@ pub struct UpdateRequest {
 pub struct Updates {
     store: Store,
     notifier: Notifier,
+    downloads: Downloads,
     config: UpdatesConfig,
 }
 
 impl Updates {
-    pub fn new(store: Store, notifier: Notifier, config: &Config) -> Updates {
+    pub fn new(store: Store, notifier: Notifier, downloads: Downloads, config: &Config) -> Updates {
         Updates {
             store,
             notifier,
+            downloads,
             config: config.updates.clone(),
         }
     }
@@ -213,7 +216,9 @@ impl Updates {
         tx.update_jobs()
             .save(id, record.version, &job, &step.transitions, now)
             .await?;
-        worker::apply_actions(&tx, &self.notifier, &record, &step.actions, now).await?;
+        let stepped = UpdateJobRecord { job, ..record };
+        self.apply_actions(&tx, &stepped, &step.actions, now)
+            .await?;
         tx.commit().await?;
         Ok(self
             .store

@@ -7,7 +7,6 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 
 use super::Updates;
-use crate::dm_edge::notify::Notifier;
 use crate::fumo::{Action, Event};
 use crate::store::{StoreError, Tx, UpdateJobRecord};
 
@@ -35,7 +34,8 @@ impl Updates {
                 Err(StoreError::Conflict(_)) => continue,
                 other => other?,
             }
-            apply_actions(&tx, &self.notifier, &record, &step.actions, now).await?;
+            let record = UpdateJobRecord { job, ..record };
+            self.apply_actions(&tx, &record, &step.actions, now).await?;
             tx.commit().await?;
             changed += 1;
         }
@@ -43,27 +43,31 @@ impl Updates {
     }
 }
 
-/// Writes a step's actions in the step's transaction.
-pub(crate) async fn apply_actions(
-    tx: &Tx,
-    notifier: &Notifier,
-    record: &UpdateJobRecord,
-    actions: &[Action],
-    now: DateTime<Utc>,
-) -> Result<(), StoreError> {
-    for action in actions {
-        match action {
-            Action::Notify => {
-                if let Some(device) = tx.devices().get(&record.device_id).await?
-                    && notifier.queue_in(tx, &device, now).await?.is_none()
-                {
-                    tracing::info!(update.id = record.id, device.id = %record.device_id, "no Package 0 transport: waiting for the device's own session");
+impl Updates {
+    /// Writes a step's actions in the step's transaction (`record` carries the stepped job).
+    pub(crate) async fn apply_actions(
+        &self,
+        tx: &Tx,
+        record: &UpdateJobRecord,
+        actions: &[Action],
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        for action in actions {
+            match action {
+                Action::Notify => {
+                    if let Some(device) = tx.devices().get(&record.device_id).await?
+                        && self.notifier.queue_in(tx, &device, now).await?.is_none()
+                    {
+                        tracing::info!(update.id = record.id, device.id = %record.device_id, "no Package 0 transport: waiting for the device's own session");
+                    }
+                }
+                other => {
+                    self.queue(tx, record, other, now).await?;
                 }
             }
-            other => super::session::queue_action(tx, record, other, now).await?,
         }
+        Ok(())
     }
-    Ok(())
 }
 
 /// Runs [`Updates::tick`] every `tick_ms` until `stop` fires.

@@ -14,6 +14,7 @@ use updraft::store::{JobResult, JobState, Store, StoreError};
 use crate::helpers::firmware::{
     add_firmware, generate_key, get_json, noise, variant, wait_for_job,
 };
+use crate::helpers::process::Server;
 use crate::helpers::{fresh_database, spawn_app_with, wait_for};
 
 #[tokio::test]
@@ -176,72 +177,6 @@ async fn two_servers_on_one_database_build_every_job_exactly_once() {
     assert_eq!(job_ids.len(), 9, "one package per job");
     drop(b);
     drop(a);
-}
-
-/// A real `updraft serve` process on the given database and data folder.
-struct Server {
-    child: std::process::Child,
-    base: String,
-}
-
-impl Server {
-    fn start(database_url: &str, data_dir: &std::path::Path) -> Server {
-        use std::io::{BufRead, BufReader};
-        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_updraft"))
-            .args(["serve", "--listen", "127.0.0.1:0"])
-            .env("UPDRAFT_DATABASE_URL", database_url)
-            .env("UPDRAFT_DATA_DIR", data_dir)
-            .env("UPDRAFT_ADMIN_TOKEN", crate::helpers::app::ADMIN_TOKEN)
-            .env("UPDRAFT_LOG_FORMAT", "json")
-            .env("UPDRAFT_BUILDS_LEASE_SECS", "2")
-            .env("UPDRAFT_BUILDS_POLL_INTERVAL_MS", "50")
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .unwrap();
-        let stderr = child.stderr.take().unwrap();
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            let mut sent = false;
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if !sent && line.contains("\"message\":\"listening\"") {
-                    let value: Value = serde_json::from_str(&line).unwrap();
-                    let _ = tx.send(value["listen"].as_str().unwrap().to_owned());
-                    sent = true;
-                }
-            }
-        });
-        let addr = rx
-            .recv_timeout(Duration::from_secs(60))
-            .expect("the server logs its address");
-        Server {
-            child,
-            base: format!("http://{addr}"),
-        }
-    }
-
-    fn request(&self, method: Method, path: &str) -> reqwest::RequestBuilder {
-        crate::helpers::http_client()
-            .request(method, format!("{}{path}", self.base))
-            .bearer_auth(crate::helpers::app::ADMIN_TOKEN)
-    }
-
-    async fn json(&self, path: &str) -> Value {
-        self.request(Method::GET, path)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap()
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 #[tokio::test]

@@ -14,6 +14,7 @@ mod dm_operations;
 mod dm_sessions;
 mod downloads;
 mod firmware_api;
+mod fumo_jobs;
 mod heap_window;
 mod http_edge;
 mod keys_api;

@@ -67,6 +67,12 @@ pub enum DeltaError {
     SuffixSort(String),
     #[error("compression failed: {0}")]
     Compress(#[from] io::Error),
+    /// Matching took more than its budget of steps (see `diff::MatchOptions::max_steps`).
+    #[error("matching exceeded its budget of {0} steps")]
+    StepBudget(u64),
+    /// The caller asked to stop (`Progress::should_stop`), e.g. past its time budget.
+    #[error("stopped by the caller")]
+    Stopped,
 }
 
 /// Errors while applying. The caller decides whether bad input means tampering,

@@ -242,12 +242,18 @@ pub fn encode(
     let ctrl_ends: Vec<usize> = cuts.iter().map(|c| c.ctrl).collect();
     let (c_codec, c) = chunks(lzma_or_zstd(ctrl.len(), 0, 2), &ctrl, &ctrl_ends)?;
     progress.update(ctrl.len() as u64);
+    if progress.should_stop() {
+        return Err(DeltaError::Stopped);
+    }
     let (d_codec, d) = chunks(
         lzma_or_zstd(diff.len(), diff_lc, diff_pb),
         &diff,
         &diff_ends,
     )?;
     progress.update((ctrl.len() + diff.len()) as u64);
+    if progress.should_stop() {
+        return Err(DeltaError::Stopped);
+    }
     let extra_ends: Vec<usize> = cuts.iter().map(|c| c.extra).collect();
     let (e_codec, e) = chunks(
         lzma_or_zstd(patch.extra.len(), 3, 2),

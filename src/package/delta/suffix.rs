@@ -38,24 +38,51 @@ impl<'a> SuffixArray<'a> {
     /// common prefixes wins (ties go to the upper neighbour). This exact tie rule is what
     /// makes our patches byte-identical to the `bsdiff` crate's.
     pub fn longest_match(&self, target: &[u8]) -> (usize, usize) {
+        let (pos, len, _) = self.longest_match_counted(target, false);
+        (pos, len)
+    }
+
+    /// `longest_match`, also returning the work done: probes plus compared 8-byte words.
+    ///
+    /// Every suffix between the two bounds shares at least min(lcp(lo), lcp(hi)) bytes with
+    /// the target (they are sorted), so each probe compares from there on. The decisions
+    /// are the classic ones; only the bytes already known to agree are not compared again.
+    /// Without this, a probe inside a long run of one byte re-compares the whole run.
+    ///
+    /// `exact == false` is the classic order, which counts a suffix that is a proper prefix
+    /// of the target as not below it: then the search is not monotone, and inside a run
+    /// at the end of the old image it lands on the shortest run suffix, returning a match
+    /// of a byte or two after comparing the whole run at every probe (quadratic overall).
+    /// `exact == true` compares suffixes as strings, so the search finds the target's
+    /// place in the order and its neighbours hold a longest match.
+    pub fn longest_match_counted(&self, target: &[u8], exact: bool) -> (usize, usize, u64) {
         let (mut lo, mut hi) = (0usize, self.sa.len() - 1);
+        let (lo_pos, hi_pos) = (self.sa[lo] as usize, self.sa[hi] as usize);
+        let mut lcp_lo = common_prefix(&self.old[lo_pos..], target);
+        let mut lcp_hi = common_prefix(&self.old[hi_pos..], target);
+        let mut steps = 2 + (lcp_lo + lcp_hi) as u64 / 8;
         while hi - lo >= 2 {
             let mid = lo + (hi - lo) / 2;
             let suffix = &self.old[self.sa[mid] as usize..];
+            let known = lcp_lo.min(lcp_hi);
+            let l = known + common_prefix(&suffix[known..], &target[known..]);
+            steps += 1 + (l - known) as u64 / 8;
             let k = suffix.len().min(target.len());
-            if suffix[..k] < target[..k] {
-                lo = mid;
+            let below = if l < k {
+                suffix[l] < target[l]
             } else {
-                hi = mid;
+                exact && suffix.len() < target.len()
+            };
+            if below {
+                (lo, lcp_lo) = (mid, l);
+            } else {
+                (hi, lcp_hi) = (mid, l);
             }
         }
-        let (lo_pos, hi_pos) = (self.sa[lo] as usize, self.sa[hi] as usize);
-        let lo_len = common_prefix(&self.old[lo_pos..], target);
-        let hi_len = common_prefix(&self.old[hi_pos..], target);
-        if lo_len > hi_len {
-            (lo_pos, lo_len)
+        if lcp_lo > lcp_hi {
+            (self.sa[lo] as usize, lcp_lo, steps)
         } else {
-            (hi_pos, hi_len)
+            (self.sa[hi] as usize, lcp_hi, steps)
         }
     }
 }

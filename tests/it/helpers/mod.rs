@@ -5,6 +5,7 @@ pub mod alloc;
 pub mod app;
 pub mod database;
 pub mod firmware;
+pub mod process;
 pub mod s3;
 pub mod slow_gateway;
 pub mod wait;

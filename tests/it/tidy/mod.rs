@@ -257,7 +257,7 @@ pub const SANS_IO_CORES: &[Core] = &[
     },
     Core {
         dir: "src/package",
-        exempt: &["src/package/tests.rs"],
+        exempt: &["src/package/tests.rs", "src/package/shape_tests.rs"],
     },
     Core {
         dir: "src/fumo",

@@ -46,6 +46,7 @@ fn clean_tree() -> tempfile::TempDir {
     );
     write(root, "src/package/mod.rs", "//! Package.\n");
     write(root, "src/package/tests.rs", "//! Tests.\nuse std::fs;\n");
+    write(root, "src/package/shape_tests.rs", "//! Shape tests.\n");
     write(root, "src/fumo/mod.rs", "//! FUMO.\n");
     write(root, "src/fumo/tests.rs", "//! Tests.\n");
     write(
