@@ -21,6 +21,7 @@ mod keys_api;
 mod lifecycle;
 mod openapi;
 mod packages_api;
+mod sim_fumo_jobs;
 mod sim_two_step;
 mod sim_update;
 mod skips;
