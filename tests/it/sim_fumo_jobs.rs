@@ -173,3 +173,93 @@ async fn an_update_job_takes_a_simulated_device_from_v1_to_v2_by_delta_url() {
         v2_image.as_slice()
     );
 }
+
+#[tokio::test]
+async fn simulate_fleet_runs_update_jobs_with_cuts_and_leaves_another_model_incompatible() {
+    let app = spawn_app_with(configured).await;
+    let (v1, v2, _) = release(&app).await;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("v1.bin"), &v1).unwrap();
+    let group = |name: &str, prefix: &str, model: &str, encoding: &str, faults: &str| {
+        format!(
+            "[[group]]\nname = \"{name}\"\ncount = 2\ndev_id_prefix = \"{prefix}\"\n\
+             model = \"{model}\"\nfirmware_version = \"1.0.0\"\nimage = \"v1.bin\"\n\
+             encoding = \"{encoding}\"\nauth = \"md5\"\nsecret = \"{SECRET}\"\n\
+             server_secret = \"{SERVER_SECRET}\"\npoll_interval_secs = 1\nchunk_size = 8192\n\
+             reboot_delay_ms = 20\n[group.faults]\n{faults}\n"
+        )
+    };
+    let fleet = [
+        group(
+            "cut",
+            "IMEI:8800000001",
+            "SIM-1",
+            "wbxml",
+            "drop = 1.0\ndrop_after = 6000\ndrops = 2",
+        ),
+        group("other", "IMEI:8800000002", "SIM-9", "xml", ""),
+    ]
+    .concat();
+    let fleet_path = dir.path().join("fleet.toml");
+    std::fs::write(&fleet_path, fleet).unwrap();
+    // The jobs exist before the devices' first sessions (the run's --provision finds the
+    // devices there and leaves them).
+    let mut jobs = Vec::new();
+    for dev_id in [
+        "IMEI:88000000011",
+        "IMEI:88000000012",
+        "IMEI:88000000021",
+        "IMEI:88000000022",
+    ] {
+        let id = provision(&app, dev_id, "md5").await;
+        let res = app
+            .admin(Method::POST, &format!("/api/v1/devices/{id}/updates"))
+            .json(&json!({"target_firmware_id": v2["id"], "delivery": "url"}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), StatusCode::CREATED);
+        jobs.push(res.json::<Value>().await.unwrap()["id"].as_i64().unwrap());
+    }
+    let (url, api, token) = (app.url("/dm"), app.url(""), app.admin_token.clone());
+    let fleet_arg = fleet_path.to_str().unwrap().to_owned();
+    let out = tokio::task::spawn_blocking(move || {
+        std::process::Command::new(env!("CARGO_BIN_EXE_updraft"))
+            .args([
+                "simulate", "--server", &url, "--fleet", &fleet_arg, "--json",
+            ])
+            .args(["--provision", "--api-url", &api, "--token", &token])
+            .args(["--duration-secs", "4"])
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let summary: Value = serde_json::from_str(&stdout).unwrap();
+    let cut = &summary["groups"][0];
+    assert_eq!(cut["name"], "cut");
+    assert_eq!(cut["final_versions"], json!({"2.0.0": 2}), "{summary}");
+    assert_eq!(cut["verdicts"], json!({"200": 2}), "{summary}");
+    let other = &summary["groups"][1];
+    assert_eq!(other["final_versions"], json!({"1.0.0": 2}), "{summary}");
+    assert_eq!(other["jobs"], json!([]), "another model is sent nothing");
+    for (i, uid) in jobs.iter().enumerate() {
+        let job = get_json(&app, &format!("/api/v1/updates/{uid}")).await;
+        let expected = if i < 2 { "succeeded" } else { "incompatible" };
+        assert_eq!(job["state"], expected, "{job}");
+    }
+    // Bytes served for the cut devices stay below 1.3x the package each.
+    let job = get_json(&app, &format!("/api/v1/updates/{}", jobs[0])).await;
+    let package = get_json(&app, &format!("/api/v1/packages/{}", job["package_id"])).await;
+    let size = package["size"].as_u64().unwrap();
+    for j in cut["jobs"].as_array().unwrap() {
+        let read = j["bytes_downloaded"].as_u64().unwrap();
+        assert!((read as f64) < size as f64 * 1.3, "{read} for {size}");
+    }
+}
