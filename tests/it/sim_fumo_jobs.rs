@@ -263,3 +263,98 @@ async fn simulate_fleet_runs_update_jobs_with_cuts_and_leaves_another_model_inco
         assert!((read as f64) < size as f64 * 1.3, "{read} for {size}");
     }
 }
+
+#[tokio::test]
+async fn injected_device_failures_end_update_jobs_in_their_documented_states() {
+    let app = spawn_app_with(|c| {
+        configured(c);
+        c.updates.retry_base_secs = 1;
+        c.updates.retry_cap_secs = 1;
+        c.updates.max_attempts = 2;
+        c.updates.tick_ms = 100;
+    })
+    .await;
+    let (v1, v2, _) = release(&app).await;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("v1.bin"), &v1).unwrap();
+    let cases = [
+        ("corrupt", "IMEI:8800000003", "corrupt = 1.0"),
+        ("wrong-key", "IMEI:8800000004", "wrong_key = 1.0"),
+        ("fall-back", "IMEI:8800000005", "fall_back = 1.0"),
+    ];
+    let mut fleet = String::new();
+    let mut jobs = Vec::new();
+    for (name, prefix, faults) in cases {
+        fleet.push_str(&format!(
+            "[[group]]\nname = \"{name}\"\ncount = 1\ndev_id_prefix = \"{prefix}\"\n\
+             model = \"SIM-1\"\nfirmware_version = \"1.0.0\"\nimage = \"v1.bin\"\n\
+             secret = \"{SECRET}\"\nserver_secret = \"{SERVER_SECRET}\"\n\
+             poll_interval_secs = 1\nreboot_delay_ms = 20\n[group.faults]\n{faults}\n"
+        ));
+        let id = provision(&app, &format!("{prefix}1"), "md5").await;
+        let res = app
+            .admin(Method::POST, &format!("/api/v1/devices/{id}/updates"))
+            .json(&json!({"target_firmware_id": v2["id"], "delivery": "url"}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), StatusCode::CREATED);
+        jobs.push(res.json::<Value>().await.unwrap()["id"].as_i64().unwrap());
+    }
+    let fleet_path = dir.path().join("fleet.toml");
+    std::fs::write(&fleet_path, fleet).unwrap();
+    let run = updraft::simulator::FleetRun {
+        fleet: fleet_path,
+        server: app.url("/dm"),
+        provision: false,
+        api_url: Some(app.url("")),
+        token: Some(app.admin_token.clone()),
+        key_files: Vec::new(),
+        duration: Duration::from_secs(7),
+        push_listen: None,
+    };
+    let transport = Arc::new(HttpTransport::new(Duration::from_secs(30)).unwrap());
+    let summary = updraft::simulator::run_fleet(&run, transport, app.client.clone())
+        .await
+        .unwrap();
+    for g in &summary.groups {
+        assert!(g.errors.is_empty(), "{}: {:?}", g.name, g.errors);
+    }
+    let paths: Vec<String> = jobs
+        .iter()
+        .map(|j| format!("/api/v1/updates/{j}"))
+        .collect();
+    let job = |i: usize| get_json(&app, &paths[i]);
+
+    // Corrupted download: 402 is transient, so retried until the attempts run out.
+    let corrupt = job(0).await;
+    assert_eq!(corrupt["state"], "failed", "{corrupt}");
+    assert_eq!(corrupt["result_code"], 402, "{corrupt}");
+    assert_eq!(corrupt["attempt"], 2, "retried once: {corrupt}");
+    assert_eq!(
+        summary.groups[0].verdicts.get(&402),
+        Some(&2),
+        "{summary:?}"
+    );
+
+    // Wrong signing key: 404 is permanent, failed at once, never retried.
+    let wrong = job(1).await;
+    assert_eq!(wrong["state"], "failed", "{wrong}");
+    assert_eq!(wrong["result_code"], 404, "{wrong}");
+    assert_eq!(wrong["attempt"], 1, "{wrong}");
+    assert_eq!(summary.groups[1].jobs.len(), 1, "the device got one Exec");
+
+    // Fell back after the reboot: a 200 report, the old FwV, not confirmed.
+    let fell = job(2).await;
+    assert_eq!(fell["state"], "failed", "{fell}");
+    assert_eq!(fell["result_code"], 200, "{fell}");
+    assert!(
+        fell["failure"].as_str().unwrap().contains("not_confirmed"),
+        "{fell}"
+    );
+    assert_eq!(
+        summary.groups[2].final_versions.get("1.0.0"),
+        Some(&1),
+        "{summary:?}"
+    );
+}
