@@ -358,3 +358,74 @@ async fn injected_device_failures_end_update_jobs_in_their_documented_states() {
         "{summary:?}"
     );
 }
+
+#[tokio::test]
+async fn a_silent_device_is_notified_again_and_its_job_times_out_at_the_deadline() {
+    let app = spawn_app_with(|c| {
+        configured(c);
+        c.updates.report_timeout_secs = 1;
+        c.updates.tick_ms = 100;
+    })
+    .await;
+    let (v1, v2, _) = release(&app).await;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("v1.bin"), &v1).unwrap();
+    // Never reports, and is switched off right after the session that brought the Exec.
+    std::fs::write(
+        dir.path().join("fleet.toml"),
+        format!(
+            "[[group]]\nname = \"silent\"\ncount = 1\ndev_id_prefix = \"IMEI:8800000006\"\n\
+             model = \"SIM-1\"\nfirmware_version = \"1.0.0\"\nimage = \"v1.bin\"\n\
+             secret = \"{SECRET}\"\nserver_secret = \"{SERVER_SECRET}\"\n\
+             poll_interval_secs = 1\nreboot_delay_ms = 20\n[group.faults]\n\
+             never_report = 1.0\noffline = 1.0\noffline_secs = 600\n"
+        ),
+    )
+    .unwrap();
+    let id = provision(&app, "IMEI:88000000061", "md5").await;
+    let deadline = chrono::Utc::now() + chrono::Duration::seconds(4);
+    let res = app
+        .admin(Method::POST, &format!("/api/v1/devices/{id}/updates"))
+        .json(&json!({"target_firmware_id": v2["id"], "delivery": "url", "deadline": deadline}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::CREATED);
+    let uid = res.json::<Value>().await.unwrap()["id"].as_i64().unwrap();
+    let run = updraft::simulator::FleetRun {
+        fleet: dir.path().join("fleet.toml"),
+        server: app.url("/dm"),
+        provision: false,
+        api_url: Some(app.url("")),
+        token: Some(app.admin_token.clone()),
+        key_files: Vec::new(),
+        duration: Duration::from_secs(2),
+        push_listen: None,
+    };
+    let transport = Arc::new(HttpTransport::new(Duration::from_secs(30)).unwrap());
+    let summary = updraft::simulator::run_fleet(&run, transport, app.client.clone())
+        .await
+        .unwrap();
+    assert_eq!(summary.groups[0].jobs.len(), 1, "{summary:?}");
+    let path = format!("/api/v1/updates/{uid}");
+    let job = crate::helpers::wait_for("the deadline", Duration::from_secs(10), || async {
+        let job = get_json(&app, &path).await;
+        if job["state"] == "timed_out" {
+            Ok(job)
+        } else {
+            Err(job.to_string())
+        }
+    })
+    .await;
+    let notes: Vec<&str> = job["history"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| h["note"].as_str().unwrap_or_default())
+        .collect();
+    assert!(
+        notes.iter().any(|n| n.contains("notified again")),
+        "chased before giving up: {notes:?}"
+    );
+    assert!(job["result_code"].is_null(), "{job}");
+}
