@@ -3,7 +3,7 @@
 use crate::dm::message::Format;
 use crate::dm::session::{Operation, Value};
 
-use super::job::{Mode, Stage};
+use super::vocabulary::{Mode, Stage};
 
 /// `Replace <x>/<stage>/PkgURL` with `url`, then `Exec <x>/<stage>` with the Correlator.
 /// The caller queues both in one sequence group so the device executes them in order.

@@ -9,10 +9,12 @@ pub mod discover;
 pub mod job;
 pub mod result_code;
 pub mod select;
+pub mod vocabulary;
 
 #[cfg(test)]
 mod tests;
 
-pub use job::{Action, Event, Job, JobState, Mode, Policy, Purpose, Stage, Step, Transition};
+pub use job::{Job, JobState};
 pub use result_code::{Classification, Verdict, classify};
 pub use select::{Candidate, Choice, PackageKind, Reported, Target, choose};
+pub use vocabulary::{Action, Event, Mode, Policy, Purpose, Stage, Step, Transition};

@@ -161,7 +161,7 @@ fn a_transient_code_is_retried_with_capped_backoff_and_a_permanent_one_is_not() 
     assert!(j.on(Event::Tick, 5_000, &POLICY).actions.is_empty());
     let s = j.on(Event::Tick, 11_000, &POLICY);
     assert_eq!(s.actions, vec![Action::Notify]);
-    assert_eq!((j.state, j.attempt), (JobState::Notified, 2));
+    assert_eq!((j.state, j.attempt), (JobState::Pending, 2));
     assert_eq!(j.correlator(), "upd-7-2");
 
     let mut p = delivered();

@@ -452,3 +452,101 @@ async fn a_success_report_with_the_old_fwv_is_not_confirmed_and_another_model_is
     assert!(j["package_id"].is_null());
     assert_eq!(dev.execs, execs, "no Exec for an incompatible device");
 }
+
+async fn start_job(app: &TestApp, device: &str, firmware: &Value, extra: Value) -> i64 {
+    let mut body = json!({"target_firmware_id": firmware["id"]});
+    body.as_object_mut()
+        .unwrap()
+        .extend(extra.as_object().unwrap().clone());
+    let res = app
+        .admin(Method::POST, &format!("/api/v1/devices/{device}/updates"))
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), Http::CREATED);
+    res.json::<Value>().await.unwrap()["id"].as_i64().unwrap()
+}
+
+async fn wait_state(app: &TestApp, uid: i64, state: &str) -> Value {
+    wait_for(
+        &format!("job {uid} {state}"),
+        Duration::from_secs(20),
+        || async {
+            let j = job(app, uid).await;
+            if j["state"] == state {
+                Ok(j)
+            } else {
+                Err(j.to_string())
+            }
+        },
+    )
+    .await
+}
+
+#[tokio::test]
+async fn a_corrupted_download_is_retried_with_a_new_correlator_and_a_bad_signature_is_not() {
+    let app = spawn_app_with(|c| {
+        configured(c);
+        c.updates.retry_base_secs = 1;
+        c.updates.tick_ms = 50;
+    })
+    .await;
+    let (_, v2, _) = release(&app).await;
+    let id = provision(&app, "IMEI:770000000000003").await;
+    let uid = start_job(&app, &id, &v2, json!({})).await;
+    let mut dev = device("IMEI:770000000000003");
+    session(&app, &mut dev, None).await;
+    let first = dev.correlator.clone().unwrap();
+    // 402: corrupted package; transient, so retried after the backoff.
+    session(&app, &mut dev, Some(402)).await;
+    let j = job(&app, uid).await;
+    assert_eq!(j["state"], "retry_wait", "{j}");
+    assert_eq!(j["result_code"], 402);
+    let j = wait_state(&app, uid, "pending").await;
+    assert_eq!(j["attempt"], 2);
+    session(&app, &mut dev, None).await;
+    assert_eq!(dev.execs, 2, "one Exec per attempt");
+    assert_ne!(dev.correlator.as_deref(), Some(first.as_str()));
+    assert_eq!(job(&app, uid).await["state"], "accepted");
+    // 404 (signature validation failed) on the second attempt: permanent.
+    session(&app, &mut dev, Some(404)).await;
+    let j = job(&app, uid).await;
+    assert_eq!(j["state"], "failed", "{j}");
+    assert!(j["failure"].as_str().unwrap().contains("404"), "{j}");
+    session(&app, &mut dev, None).await;
+    assert_eq!(dev.execs, 2, "a permanent failure is not retried");
+}
+
+#[tokio::test]
+async fn a_silent_device_is_notified_again_then_times_out() {
+    let app = spawn_app_with(|c| {
+        configured(c);
+        c.updates.report_timeout_secs = 1;
+        c.updates.tick_ms = 50;
+    })
+    .await;
+    let (_, v2, _) = release(&app).await;
+    let id = provision(&app, "IMEI:770000000000004").await;
+    let deadline = chrono::Utc::now() + chrono::Duration::seconds(4);
+    let uid = start_job(&app, &id, &v2, json!({"deadline": deadline})).await;
+    let mut dev = device("IMEI:770000000000004");
+    session(&app, &mut dev, None).await;
+    assert_eq!(job(&app, uid).await["state"], "accepted");
+    // No report: after the report timeout the job chases it (its history says so) ...
+    wait_for("the report chase", Duration::from_secs(10), || async {
+        let j = job(&app, uid).await;
+        let chased = j["history"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|h| h["note"].as_str().unwrap().contains("notified again"));
+        if chased { Ok(()) } else { Err(j.to_string()) }
+    })
+    .await;
+    // ... and at the deadline it has timed out, without a second Exec.
+    let j = wait_state(&app, uid, "timed_out").await;
+    assert!(j["finished_at"].is_string());
+    session(&app, &mut dev, None).await;
+    assert_eq!(dev.execs, 1);
+}
