@@ -438,7 +438,11 @@ impl DmEdge {
         let Some(request) = session::window_request(state, message, queue, &self.server) else {
             return Ok(None);
         };
-        match objects::read_window(&self.store, &self.blobs, &request).await? {
+        let queued = queue
+            .iter()
+            .find(|q| q.id == request.op_id)
+            .map(|q| q.operation.clone());
+        match objects::read_window(&self.store, &self.blobs, &request, queued.as_ref()).await? {
             objects::WindowRead::Bytes(bytes) => Ok(Some((request, bytes))),
             objects::WindowRead::Missing(why) => {
                 // A queued operation whose value is gone fails now; one in flight is

@@ -29,14 +29,25 @@ pub(super) async fn read_window(
     store: &crate::store::Store,
     blobs: &BlobStore,
     request: &WindowRequest,
+    queued: Option<&crate::dm::session::Operation>,
 ) -> Result<WindowRead, DmError> {
     let id = parse_op_id(&request.op_id)?;
-    let Some(record) = store.operations().get(id).await? else {
-        return Ok(WindowRead::Missing(format!(
-            "operation {id} no longer exists"
-        )));
+    // A queued operation is at hand (and may have been queued by this very message's
+    // transaction, invisible to the pool); one in flight is read from the store.
+    let stored;
+    let operation = match queued {
+        Some(op) => op,
+        None => {
+            let Some(record) = store.operations().get(id).await? else {
+                return Ok(WindowRead::Missing(format!(
+                    "operation {id} no longer exists"
+                )));
+            };
+            stored = record.operation;
+            &stored
+        }
     };
-    let Some(value) = record.operation.value() else {
+    let Some(value) = operation.value() else {
         return Ok(WindowRead::Missing(format!(
             "operation {id} carries no value"
         )));

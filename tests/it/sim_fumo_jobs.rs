@@ -429,3 +429,28 @@ async fn a_silent_device_is_notified_again_and_its_job_times_out_at_the_deadline
     );
     assert!(job["result_code"].is_null(), "{job}");
 }
+
+#[tokio::test]
+async fn an_update_job_delivers_inline_at_max_msg_size_4096_over_wbxml_and_hmac() {
+    let app = spawn_app_with(configured).await;
+    let (v1, v2, v2_image) = release(&app).await;
+    let dev_id = "IMEI:880000000000002";
+    let id = provision(&app, dev_id, "hmac").await;
+    let res = app
+        .admin(Method::POST, &format!("/api/v1/devices/{id}/updates"))
+        .json(&json!({"target_firmware_id": v2["id"], "delivery": "inline"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::CREATED);
+    let uid = res.json::<Value>().await.unwrap()["id"].as_i64().unwrap();
+    let (dev, env) = sim(&app, dev_id, &v1, Encoding::Wbxml, AuthType::Hmac, 4096).await;
+    let job = run_until_final(&app, &dev, &env, uid, 4).await;
+    assert_eq!(job["state"], "succeeded", "{job}");
+    assert_eq!(job["delivery"], "inline");
+    let d = dev.lock().await;
+    assert_eq!(
+        &*d.firmware.as_ref().unwrap().running.image,
+        v2_image.as_slice()
+    );
+}
