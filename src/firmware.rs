@@ -26,6 +26,8 @@ pub struct FirmwareMeta {
     pub version: String,
     pub hardware: Option<String>,
     pub notes: Option<String>,
+    /// Anti-rollback security version (0 by default).
+    pub security_version: u64,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -123,6 +125,7 @@ pub async fn intake(
         sha256: sha256.clone(),
         size: stored.size,
         blob_key: stored.key.as_str().to_owned(),
+        security_version: meta.security_version,
     };
     match store.firmware().insert(new, Utc::now()).await {
         Ok(firmware) => Ok((firmware, true)),

@@ -12,6 +12,7 @@ mod m20261126_000003_firmware_packages;
 mod m20261201_000007_dm_message_atomicity;
 mod m20261201_000009_operation_lifecycle;
 mod m20261201_000010_update_jobs;
+mod m20261201_000011_firmware_security_version;
 mod m20261201_000018_downloads;
 
 pub struct Migrator;
@@ -26,6 +27,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261201_000007_dm_message_atomicity::Migration),
             Box::new(m20261201_000009_operation_lifecycle::Migration),
             Box::new(m20261201_000010_update_jobs::Migration),
+            Box::new(m20261201_000011_firmware_security_version::Migration),
             Box::new(m20261201_000018_downloads::Migration),
         ]
     }

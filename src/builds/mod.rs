@@ -234,6 +234,7 @@ impl BuildWorker {
             model: target.model.clone(),
             target_version: target.version.clone(),
             source_version: source.as_ref().map(|s| s.version.clone()),
+            security_version: target.security_version,
             created_at: Utc::now().timestamp(),
             new,
             old,
@@ -353,6 +354,8 @@ struct BuildInputs {
     model: String,
     target_version: String,
     source_version: Option<String>,
+    /// The target firmware's anti-rollback version, signed into the manifest.
+    security_version: u64,
     created_at: i64,
     new: Vec<u8>,
     old: Option<Vec<u8>>,
@@ -380,7 +383,7 @@ impl BuildInputs {
             model: &self.model,
             target_version: &self.target_version,
             source_version: self.source_version.as_deref(),
-            security_version: 0,
+            security_version: self.security_version,
             created_at: self.created_at,
             expires_at: None,
         };

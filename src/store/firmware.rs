@@ -29,6 +29,9 @@ pub struct Firmware {
     pub size: u64,
     /// Blob store key of the image (`firmware/<sha256>`).
     pub blob_key: String,
+    /// Anti-rollback: a device refuses a package whose security version is below the one it
+    /// runs. Signed into every package built for this firmware.
+    pub security_version: u64,
     pub created_at: DateTime<Utc>,
 }
 
@@ -44,6 +47,7 @@ impl From<firmware::Model> for Firmware {
             sha256: m.sha256,
             size: m.size as u64,
             blob_key: m.blob_key,
+            security_version: u64::try_from(m.security_version).unwrap_or(0),
             created_at: m.created_at,
         }
     }
@@ -60,6 +64,7 @@ pub struct NewFirmware {
     pub sha256: String,
     pub size: u64,
     pub blob_key: String,
+    pub security_version: u64,
 }
 
 /// Filters of a listing; `None` matches anything.
@@ -94,6 +99,7 @@ impl<'a, C: ConnectionTrait + TransactionTrait> FirmwareStore<'a, C> {
             sha256: Set(new.sha256),
             size: Set(new.size as i64),
             blob_key: Set(new.blob_key),
+            security_version: Set(new.security_version as i64),
             created_at: Set(now),
             ..Default::default()
         }

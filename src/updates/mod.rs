@@ -13,6 +13,11 @@ use crate::downloads::Downloads;
 use crate::fumo::{Job, JobState, Mode, Policy};
 use crate::store::{NewUpdateJob, Store, StoreError, UpdateJobRecord};
 
+/// The key under which the download route accounts an update job's bytes.
+pub fn download_job_key(job_id: i64) -> String {
+    format!("update-{job_id}")
+}
+
 /// How the caller asked for the package to travel.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Delivery {

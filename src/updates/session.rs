@@ -385,7 +385,7 @@ impl Updates {
                         });
                     let link = self
                         .downloads
-                        .mint(&format!("update-{}", record.id), *package_id, ttl, now)
+                        .mint(&super::download_job_key(record.id), *package_id, ttl, now)
                         .map_err(|e| StoreError::Conflict(format!("download link: {e}")))?;
                     let mut ops = commands::url_delivery(node, *mode, &link.url, correlator);
                     let exec = ops.pop().expect("an Exec");

@@ -15,7 +15,7 @@ use updraft::dm::message::{
 use updraft::dm::{Encoding, Limits, decode, encode};
 
 use crate::helpers::firmware::{
-    add_firmware, generate_key, get_json, noise, variant, wait_for_job,
+    add_firmware, firmware_url, generate_key, get_json, noise, variant, wait_for_job,
 };
 use crate::helpers::{TestApp, spawn_app_with, wait_for};
 
@@ -281,7 +281,24 @@ async fn release(app: &TestApp) -> (Value, Value, Vec<u8>) {
     let base = noise(5, 48 * 1024);
     let v1 = add_firmware(app, "M1", "1.0", base.clone()).await;
     let new = variant(&base, 3);
-    let v2 = add_firmware(app, "M1", "2.0", new.clone()).await;
+    // 2.0 fixes a vulnerability: devices on it must never be rolled back.
+    let res = app
+        .admin(
+            Method::POST,
+            &firmware_url(&[
+                ("manufacturer", "Acme"),
+                ("model", "M1"),
+                ("version", "2.0"),
+                ("security_version", "2"),
+            ]),
+        )
+        .body(new.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), Http::CREATED);
+    let v2: Value = res.json().await.unwrap();
+    assert_eq!(v2["security_version"], 2);
     let jobs: Value = app
         .admin(Method::POST, "/api/v1/packages/builds")
         .json(&json!({"target_firmware_id": v2["id"], "source_firmware_ids": [v1["id"]]}))
@@ -369,10 +386,26 @@ async fn a_job_delivers_the_delta_by_url_and_succeeds_only_on_the_new_fwv() {
     let bytes = app.client.get(app.url(&path)).send().await.unwrap();
     assert_eq!(bytes.status(), Http::OK);
     let package = get_json(&app, &format!("/api/v1/packages/{}", j["package_id"])).await;
+    let size = package["size"].as_u64().unwrap();
+    assert_eq!(bytes.bytes().await.unwrap().len() as u64, size);
     assert_eq!(
-        bytes.bytes().await.unwrap().len() as u64,
-        package["size"].as_u64().unwrap()
+        package["manifest"]["security_version"], 2,
+        "the firmware's security version is signed into its packages: {package}"
     );
+    // The download route accounts the job's bytes; the job shows them.
+    wait_for(
+        "the job's bytes served",
+        Duration::from_secs(10),
+        || async {
+            let j = job(&app, uid).await;
+            if j["bytes_served"].as_u64() == Some(size) {
+                Ok(())
+            } else {
+                Err(j.to_string())
+            }
+        },
+    )
+    .await;
 
     // The device reboots into 2.0 and reports 200: confirmed by the FwV of that session.
     dev.fw_version = "2.0".into();

@@ -24,6 +24,9 @@ pub struct UploadQuery {
     pub hardware: Option<String>,
     /// Release notes.
     pub notes: Option<String>,
+    /// Anti-rollback security version signed into every package built for this firmware
+    /// (0 to 4294967295, default 0); devices refuse a package below the version they run.
+    pub security_version: Option<u64>,
 }
 
 #[derive(Deserialize, utoipa::IntoParams)]
@@ -108,6 +111,14 @@ pub async fn upload_firmware(
         version: query.version,
         hardware: query.hardware,
         notes: query.notes,
+        security_version: match query.security_version {
+            Some(v) if v > u64::from(u32::MAX) => {
+                return Err(ApiError::BadRequest(
+                    "security_version must be 0 to 4294967295".into(),
+                ));
+            }
+            v => v.unwrap_or(0),
+        },
     };
     let body = body.map(|chunk| chunk.map_err(std::io::Error::other));
     let (record, created) =

@@ -7,7 +7,7 @@ use super::devices::load_device;
 use crate::access::Role;
 use crate::fumo::{JobState, PackageKind};
 use crate::http::{ApiError, AppState, Caller, ErrorBody};
-use crate::store::{HistoryLine, UpdateJobRecord};
+use crate::store::{DownloadStats, HistoryLine, InstallReport, UpdateJobRecord};
 use crate::updates::{Delivery, UpdateError, UpdateRequest};
 
 #[derive(Deserialize, utoipa::ToSchema)]
@@ -46,6 +46,11 @@ pub struct UpdateView {
     pub fumo_node: Option<String>,
     /// `./DevDetail/FwV` as read after the report.
     pub confirmed_version: Option<String>,
+    /// Package bytes the device-facing download route served for this job (resumed ranges
+    /// add up); 0 for inline delivery, whose bytes travel in DM messages.
+    pub bytes_served: u64,
+    /// The OMA Download install-notify status the device posted, if it uses a descriptor.
+    pub install_notify: Option<InstallReport>,
     pub deadline: Option<chrono::DateTime<chrono::Utc>>,
     pub created_at: chrono::DateTime<chrono::Utc>,
     pub updated_at: chrono::DateTime<chrono::Utc>,
@@ -53,7 +58,11 @@ pub struct UpdateView {
     pub history: Vec<HistoryLine>,
 }
 
-fn view(r: UpdateJobRecord, history: Vec<HistoryLine>) -> UpdateView {
+fn view(
+    r: UpdateJobRecord,
+    history: Vec<HistoryLine>,
+    downloads: Option<DownloadStats>,
+) -> UpdateView {
     let j = &r.job;
     UpdateView {
         id: r.id,
@@ -71,6 +80,8 @@ fn view(r: UpdateJobRecord, history: Vec<HistoryLine>) -> UpdateView {
         correlator: j.correlator(),
         fumo_node: j.fumo_node.clone(),
         confirmed_version: j.confirmed_version.clone(),
+        bytes_served: downloads.as_ref().map_or(0, |d| d.bytes_served),
+        install_notify: downloads.and_then(|d| d.install),
         deadline: j
             .deadline_ms
             .and_then(chrono::DateTime::from_timestamp_millis),
@@ -98,7 +109,12 @@ impl From<UpdateError> for ApiError {
 
 async fn with_history(state: &AppState, r: UpdateJobRecord) -> Result<UpdateView, ApiError> {
     let history = state.store.update_jobs().history(r.id).await?;
-    Ok(view(r, history))
+    let downloads = state
+        .store
+        .downloads()
+        .get(&crate::updates::download_job_key(r.id))
+        .await?;
+    Ok(view(r, history, downloads))
 }
 
 /// Creates an update job: the device is notified (Package 0) and, in its session, gets the

@@ -16,6 +16,7 @@ pub struct Model {
     pub size: i64,
     pub blob_key: String,
     pub created_at: DateTimeUtc,
+    pub security_version: i64,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
