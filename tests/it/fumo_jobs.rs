@@ -583,3 +583,20 @@ async fn a_silent_device_is_notified_again_then_times_out() {
     session(&app, &mut dev, None).await;
     assert_eq!(dev.execs, 1);
 }
+
+#[tokio::test]
+async fn a_device_on_a_version_without_a_delta_gets_the_full_package() {
+    let app = spawn_app_with(configured).await;
+    let (_, v2, _) = release(&app).await;
+    let id = provision(&app, "IMEI:770000000000005").await;
+    let uid = start_job(&app, &id, &v2, json!({"delivery": "url"})).await;
+    let mut dev = device("IMEI:770000000000005");
+    // Only a delta from 1.0 exists: a device on 0.9 is given the full image.
+    dev.fw_version = "0.9".into();
+    session(&app, &mut dev, None).await;
+    let j = job(&app, uid).await;
+    assert_eq!(j["state"], "accepted", "{j}");
+    assert_eq!(j["package_kind"], "full", "{j}");
+    let package = get_json(&app, &format!("/api/v1/packages/{}", j["package_id"])).await;
+    assert_eq!(package["kind"], "full");
+}
