@@ -128,8 +128,11 @@ impl Updates {
         for e in effects {
             match e {
                 Effect::Alert(a) if a.code == 1226 => {
-                    let ours = match a.correlator.as_deref().and_then(parse_correlator) {
-                        Some((id, attempt)) => id == job.id && attempt == job.attempt,
+                    let ours = match a.correlator.as_deref() {
+                        // Another Correlator (an operator's own Exec, an earlier attempt) is
+                        // not this attempt's report.
+                        Some(c) => parse_correlator(c)
+                            .is_some_and(|(id, attempt)| id == job.id && attempt == job.attempt),
                         // No Correlator: a FUMO result alert while one is awaited is ours.
                         None => is_firmware_alert(a.alert_type.as_deref()),
                     };
