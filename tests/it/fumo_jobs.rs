@@ -600,3 +600,23 @@ async fn a_device_on_a_version_without_a_delta_gets_the_full_package() {
     let package = get_json(&app, &format!("/api/v1/packages/{}", j["package_id"])).await;
     assert_eq!(package["kind"], "full");
 }
+
+#[tokio::test]
+async fn a_report_under_another_correlator_is_not_the_jobs() {
+    let app = spawn_app_with(configured).await;
+    let (_, v2, _) = release(&app).await;
+    let id = provision(&app, "IMEI:770000000000006").await;
+    let uid = start_job(&app, &id, &v2, json!({})).await;
+    let mut dev = device("IMEI:770000000000006");
+    session(&app, &mut dev, None).await;
+    assert_eq!(job(&app, uid).await["state"], "accepted");
+    // A failure report for an operator's own Exec, then one for an earlier attempt.
+    for foreign in ["job-42", &format!("upd-{uid}-0")] {
+        let ours = dev.correlator.replace(foreign.to_owned());
+        session(&app, &mut dev, Some(410)).await;
+        dev.correlator = ours;
+        let j = job(&app, uid).await;
+        assert_eq!(j["state"], "accepted", "{foreign}: {j}");
+        assert!(j["result_code"].is_null());
+    }
+}
