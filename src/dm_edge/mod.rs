@@ -473,7 +473,7 @@ impl DmEdge {
     ) -> bool {
         match (&state.resp_token, presented) {
             (Some(expected), Some(presented)) => {
-                constant_time_eq(expected.as_bytes(), presented.as_bytes())
+                crate::dm::auth::constant_time_eq(expected.as_bytes(), presented.as_bytes())
             }
             // A session we gave no RespURI (none configured) has no token to check.
             (None, _) => true,
@@ -511,11 +511,6 @@ fn cached_reply(cached: &CachedReply, encoding: Encoding) -> DmReply {
         content_type: encoding.content_type(),
         hmac_header: cached.hmac_header.clone(),
     }
-}
-
-/// Compares two secrets without leaking where they differ through timing.
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 fn encoding_name(encoding: Encoding) -> &'static str {
