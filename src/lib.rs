@@ -15,6 +15,7 @@ pub mod fumo;
 pub mod http;
 pub mod keys;
 pub mod package;
+pub mod selector;
 pub mod simulator;
 pub mod startup;
 pub mod store;
