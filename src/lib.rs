@@ -5,6 +5,7 @@
 pub mod access;
 pub mod blob;
 pub mod builds;
+pub mod campaign;
 pub mod cli;
 pub mod config;
 pub mod dm;

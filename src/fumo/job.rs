@@ -8,7 +8,19 @@ use super::select::{Choice, PackageKind};
 use super::vocabulary::{Action, Event, Mode, Policy, Purpose, Stage, Step, Transition};
 
 /// Where a job is. Final states: succeeded, failed, timed_out, cancelled, incompatible.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    Serialize,
+    Deserialize,
+    utoipa::ToSchema,
+)]
 #[serde(rename_all = "snake_case")]
 #[schema(as = UpdateState)]
 pub enum JobState {
