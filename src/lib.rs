@@ -6,6 +6,7 @@ pub mod access;
 pub mod blob;
 pub mod builds;
 pub mod campaign;
+pub mod campaigns;
 pub mod cli;
 pub mod config;
 pub mod dm;

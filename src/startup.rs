@@ -30,6 +30,7 @@ pub struct Application {
     stop_workers: tokio::sync::watch::Sender<bool>,
     workers_task: tokio::task::JoinHandle<()>,
     updates_task: tokio::task::JoinHandle<()>,
+    campaigns_task: tokio::task::JoinHandle<()>,
     builds_task: Option<tokio::task::JoinHandle<()>>,
 }
 
@@ -95,6 +96,11 @@ impl Application {
             updates.clone(),
             stop_rx.clone(),
         ));
+        let campaigns = crate::campaigns::Campaigns::new(store.clone(), updates.clone(), &config);
+        let campaigns_task = tokio::spawn(crate::campaigns::scheduler::run(
+            campaigns.clone(),
+            stop_rx.clone(),
+        ));
         let workers_task = tokio::spawn(notify::run_worker(notifier.clone(), dm.clone(), stop_rx));
         let state = AppState {
             downloads,
@@ -106,6 +112,7 @@ impl Application {
             notifier,
             keys: key_folder,
             updates,
+            campaigns,
         };
         let server = HttpService::bind(state, listener, workers, shutdown_timeout)?;
         Ok(Application {
@@ -116,6 +123,7 @@ impl Application {
             stop_workers,
             workers_task,
             updates_task,
+            campaigns_task,
             builds_task,
         })
     }
@@ -145,6 +153,7 @@ impl Application {
         let _ = self.stop_workers.send(true);
         let _ = self.workers_task.await;
         let _ = self.updates_task.await;
+        let _ = self.campaigns_task.await;
         if let Some(builds) = self.builds_task {
             let _ = builds.await;
         }

@@ -41,7 +41,7 @@ pub struct Policy {
 impl Default for Policy {
     fn default() -> Self {
         Policy {
-            advance_success_ratio: 0.95,
+            advance_success_ratio: 0.9,
             pause_failure_ratio: 0.1,
             min_sample: 5,
             soak_secs: 0,

@@ -158,6 +158,18 @@ const VARIABLES: &[(&str, bool, Setter)] = &[
         c.updates.default_deadline_secs = parse(var, &v)?;
         Ok(())
     }),
+    ("UPDRAFT_CAMPAIGN_TICK_MS", false, |c, var, v| {
+        c.campaigns.tick_ms = parse(var, &v)?;
+        Ok(())
+    }),
+    (
+        "UPDRAFT_CAMPAIGN_MAX_STARTS_PER_SECOND",
+        false,
+        |c, var, v| {
+            c.campaigns.max_starts_per_second = parse(var, &v)?;
+            Ok(())
+        },
+    ),
     ("UPDRAFT_NOTIFICATION_RETRY_SECS", false, |c, var, v| {
         c.dm.notification_retry_secs = parse(var, &v)?;
         Ok(())

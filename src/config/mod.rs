@@ -5,6 +5,7 @@
 //! overrides single fields (see [`env`]). Secrets are [`SecretString`]s, so neither
 //! `Debug` nor a log line can print them.
 
+mod campaigns;
 mod env;
 mod updates;
 
@@ -14,6 +15,7 @@ use std::path::{Path, PathBuf};
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 
+pub use campaigns::CampaignsConfig;
 pub use env::EnvWarning;
 pub use updates::{ModelProfile, UpdatesConfig};
 
@@ -37,6 +39,7 @@ pub struct Config {
     pub keys: KeysConfig,
     pub builds: BuildsConfig,
     pub updates: UpdatesConfig,
+    pub campaigns: CampaignsConfig,
     pub downloads: DownloadsConfig,
 }
 
@@ -55,6 +58,7 @@ impl Default for Config {
             keys: KeysConfig::default(),
             builds: BuildsConfig::default(),
             updates: UpdatesConfig::default(),
+            campaigns: CampaignsConfig::default(),
             downloads: DownloadsConfig::default(),
         }
     }
@@ -345,6 +349,13 @@ impl Config {
     }
 
     fn validate(&self) -> Result<(), ConfigError> {
+        let c = &self.campaigns;
+        if c.tick_ms == 0 || c.batch == 0 || c.max_starts_per_second == 0 || c.max_cohorts == 0 {
+            return Err(ConfigError::Invalid(
+                "campaigns.tick_ms, batch, max_starts_per_second and max_cohorts must be at least 1"
+                    .into(),
+            ));
+        }
         if self.blob_backend() == BlobBackendKind::S3 && self.blob.s3.bucket.is_none() {
             return Err(ConfigError::Invalid(
                 "the s3 blob backend needs a bucket (UPDRAFT_S3_BUCKET)".into(),

@@ -17,12 +17,13 @@ use crate::config::Config;
 use crate::dm::auth::{AuthType, CredentialHash, NonceSource, StoredSecret};
 use crate::dm::message::StatusCode;
 use crate::dm::message::SyncML;
+use crate::dm::session::Operation;
 use crate::dm::session::{
     self, CachedReply, ClientCredentials, DeviceRecord, Inbound, Replay, ServerConfig,
     ServerCredentials, SessionState, Window,
 };
 use crate::dm::{DecodeError, Encoding, Limits};
-use crate::store::{Device, DeviceSecrets, SessionUpdate, Store, StoreError};
+use crate::store::{Device, DeviceSecrets, NewOperation, SessionUpdate, Store, StoreError};
 
 /// The answer to one device message.
 #[derive(Debug)]
@@ -98,6 +99,40 @@ impl DmEdge {
     }
 
     /// Drives update jobs from the device's messages.
+    /// A device whose firmware version is unknown (its Package 1 carries DevInfo, not
+    /// DevDetail) gets its `./DevDetail/FwV`, `SwV` and `HwV` read once, at the start of a
+    /// session: campaigns select devices and form cohorts by these.
+    async fn read_inventory_once(
+        &self,
+        device: &Device,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        if device.inventory.fw_version.is_some() {
+            return Ok(());
+        }
+        let owner = format!("inventory:{}", device.id);
+        if !self.store.operations().owned_by(&owner).await?.is_empty() {
+            return Ok(());
+        }
+        for leaf in ["FwV", "SwV", "HwV"] {
+            self.store
+                .operations()
+                .enqueue_new(
+                    NewOperation {
+                        device_id: &device.id,
+                        operation: &Operation::Get {
+                            uri: format!("./DevDetail/{leaf}"),
+                        },
+                        sequence_group: None,
+                        owner: Some(owner.clone()),
+                    },
+                    now,
+                )
+                .await?;
+        }
+        Ok(())
+    }
+
     pub fn with_updates(mut self, updates: crate::updates::Updates) -> DmEdge {
         self.updates = Some(updates);
         self
@@ -261,6 +296,9 @@ impl DmEdge {
             return Ok(refuse(StatusCode::NOT_FOUND));
         }
 
+        if version.is_none() {
+            self.read_inventory_once(&device, now).await?;
+        }
         let open_row = version.map(|(row, _)| row);
         let mut queue = self
             .store

@@ -112,6 +112,10 @@ pub struct Job {
     pub chases: u32,
     /// An Exec of this attempt went out: it is never sent again without a verdict on it.
     pub exec_sent: bool,
+    /// The first retry's backoff for this job (a campaign's retry policy), instead of the
+    /// service-wide one.
+    #[serde(default)]
+    pub retry_base_ms: Option<i64>,
 }
 
 impl Job {
@@ -144,10 +148,10 @@ impl Job {
             return self.fail(step, format!("{reason}; no attempts left"));
         }
         let exp = self.attempt.saturating_sub(1).min(20);
-        let backoff = policy
-            .retry_base_ms
+        let base = self.retry_base_ms.unwrap_or(policy.retry_base_ms);
+        let backoff = base
             .saturating_mul(1i64 << exp)
-            .min(policy.retry_cap_ms);
+            .min(policy.retry_cap_ms.max(base));
         self.failure = Some(reason.clone());
         self.due_at_ms = Some(now_ms + backoff);
         step.actions.push(Action::CancelQueued);

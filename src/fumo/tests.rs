@@ -26,6 +26,7 @@ fn job() -> Job {
         deadline_ms: None,
         chases: 0,
         exec_sent: false,
+        retry_base_ms: None,
     }
 }
 

@@ -36,6 +36,7 @@ pub struct AppState {
     pub notifier: Notifier,
     pub keys: KeyFolder,
     pub updates: crate::updates::Updates,
+    pub campaigns: crate::campaigns::Campaigns,
     pub downloads: Downloads,
 }
 

@@ -169,6 +169,7 @@ impl<'a, C: ConnectionTrait + TransactionTrait> DeviceStore<'a, C> {
     /// Provisions a device; `Conflict` when the DevId is taken.
     pub async fn create(&self, new: NewDevice, now: DateTime<Utc>) -> Result<Device, StoreError> {
         let model = device::ActiveModel {
+            timezone: Set(None),
             id: Set(uuid::Uuid::new_v4().to_string()),
             dev_id: Set(new.dev_id),
             msisdn: Set(new.msisdn),

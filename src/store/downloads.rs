@@ -3,7 +3,7 @@
 
 use chrono::{DateTime, Utc};
 use sea_orm::sea_query::{Expr, ExprTrait, Func, OnConflict};
-use sea_orm::{DatabaseConnection, EntityTrait, Set};
+use sea_orm::{ConnectionTrait, DatabaseConnection, EntityTrait, Set};
 
 use super::StoreError;
 use super::entity::download_stat::{self, Column, Entity};
@@ -145,5 +145,26 @@ impl<'a> DownloadStore<'a> {
             .one(self.db)
             .await?
             .map(to_stats))
+    }
+
+    /// Bytes served for every update job a campaign started (retried attempts included).
+    pub async fn bytes_for_campaign(&self, campaign_id: i64) -> Result<u64, StoreError> {
+        let sql = format!(
+            "SELECT CAST(COALESCE(SUM(d.bytes_served), 0) AS BIGINT) FROM download_stats d \
+             JOIN update_jobs j ON d.job_key = 'update-' || CAST(j.id AS TEXT) \
+             WHERE j.campaign_id = {campaign_id}"
+        );
+        let row = self
+            .db
+            .query_one_raw(sea_orm::Statement::from_string(
+                self.db.get_database_backend(),
+                sql,
+            ))
+            .await?;
+        let total: i64 = match row {
+            Some(r) => r.try_get_by_index::<Option<i64>>(0)?.unwrap_or(0),
+            None => 0,
+        };
+        Ok(u64::try_from(total).unwrap_or(0))
     }
 }

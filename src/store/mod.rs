@@ -4,6 +4,8 @@
 //! entities and queries stay in here.
 
 mod alerts;
+mod campaign_members;
+mod campaigns;
 mod devices;
 mod dm_sessions;
 mod downloads;
@@ -14,6 +16,7 @@ mod notifications;
 mod operation_outcomes;
 mod operations;
 mod packages;
+mod selection;
 mod signing_keys;
 mod tokens;
 mod update_jobs;
@@ -32,6 +35,10 @@ use updraft_migrations::{Migrator, MigratorTrait};
 use crate::config::Config;
 
 pub use alerts::{AlertStore, StoredAlert};
+pub use campaign_members::{
+    CohortRecord, MemberFilter, MemberRecord, MemberStore, SelectionGroup, exclusion,
+};
+pub use campaigns::{CampaignRecord, CampaignStore, EventRecord};
 pub use devices::{
     Device, DeviceSecrets, DeviceStore, Inventory, NewDevice, TreeNode, auth_type_name,
     parse_auth_type,
@@ -224,6 +231,12 @@ macro_rules! repositories {
             }
             pub fn update_jobs(&self) -> UpdateJobStore<'_, $conn> {
                 UpdateJobStore::new(&self.$field)
+            }
+            pub fn campaigns(&self) -> CampaignStore<'_, $conn> {
+                CampaignStore::new(&self.$field)
+            }
+            pub fn members(&self) -> MemberStore<'_, $conn> {
+                MemberStore::new(&self.$field)
             }
         }
     };

@@ -20,6 +20,8 @@ pub struct NewUpdateJob {
     /// As requested: `url`, `inline` or `auto`.
     pub delivery: String,
     pub job: Job,
+    /// The campaign that started it, if any.
+    pub campaign_id: Option<i64>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -34,6 +36,7 @@ pub struct UpdateJobRecord {
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
     pub finished_at: Option<DateTime<Utc>>,
+    pub campaign_id: Option<i64>,
 }
 
 /// One state change.
@@ -69,6 +72,7 @@ fn to_record(m: update_job::Model) -> Result<UpdateJobRecord, StoreError> {
         created_at: m.created_at,
         updated_at: m.updated_at,
         finished_at: m.finished_at,
+        campaign_id: m.campaign_id,
     })
 }
 
@@ -108,6 +112,7 @@ impl<'a, C: ConnectionTrait + TransactionTrait> UpdateJobStore<'a, C> {
             created_at: Set(now),
             updated_at: Set(now),
             finished_at: Set(None),
+            campaign_id: Set(new.campaign_id),
             ..Default::default()
         }
         .insert(&txn)
@@ -223,6 +228,14 @@ impl<'a, C: ConnectionTrait + TransactionTrait> UpdateJobStore<'a, C> {
             return Err(StoreError::Conflict(format!(
                 "update job {id} changed concurrently"
             )));
+        }
+        // A campaign's member follows its job in the same transaction.
+        if let Some(last) = transitions.last()
+            && transitions.first().map(|t| t.from) != Some(last.to)
+        {
+            super::MemberStore::new(&txn)
+                .on_job_step(id, job.state, job.result_code, job.failure.as_deref(), now)
+                .await?;
         }
         for t in transitions {
             update_job_history::ActiveModel {

@@ -12,13 +12,8 @@ use crate::dm::session::{
     BlobRef, Effect, NotDelivered, Operation, QueuedOperation, Value, ValueData,
 };
 use crate::fumo::job::parse_correlator;
-use crate::fumo::{
-    Action, Candidate, Event, Job, Mode, Purpose, Reported, Step, Target, choose, commands,
-    discover,
-};
-use crate::store::{
-    Device, NewOperation, OperationState, PackageFilter, StoreError, Tx, UpdateJobRecord,
-};
+use crate::fumo::{Action, Event, Job, Mode, Purpose, Reported, Step, commands, discover};
+use crate::store::{Device, NewOperation, OperationState, StoreError, Tx, UpdateJobRecord};
 
 /// A job's step decided on one message, to commit with it.
 pub struct Plan {
@@ -507,46 +502,16 @@ impl Updates {
             .get(record.target_firmware_id)
             .await?
             .ok_or(StoreError::NotFound)?;
-        let target = Target {
-            manufacturer: firmware.manufacturer.clone(),
-            model: firmware.model.clone(),
-            version: job.target_version.clone(),
-        };
-        let packages = self
-            .store
-            .packages()
-            .list(
-                &PackageFilter {
-                    target_firmware_id: None,
-                    model: Some(firmware.model.clone()),
-                },
-                None,
-                500,
-            )
-            .await?;
-        let candidates: Vec<Candidate> = packages
-            .into_iter()
-            .map(|p| Candidate {
-                id: p.id,
-                kind: match p.kind {
-                    crate::store::PackageKind::Delta => crate::fumo::PackageKind::Delta,
-                    crate::store::PackageKind::Full => crate::fumo::PackageKind::Full,
-                },
-                manufacturer: p.manufacturer,
-                model: p.model,
-                target_version: p.target_version,
-                source_version: p.source_version,
-                size: p.size,
-            })
-            .collect();
-        Ok(choose(
-            &target,
+        super::choose_package(
+            &self.store,
+            &firmware,
+            &job.target_version,
             Reported {
                 manufacturer: man,
                 model,
                 fw_version: version,
             },
-            &candidates,
-        ))
+        )
+        .await
     }
 }

@@ -5,6 +5,7 @@ mod helpers;
 mod api_tokens;
 mod blob_conformance;
 mod build_queue;
+mod campaigns_e2e;
 mod devices_api;
 mod dm_atomic;
 mod dm_auth;

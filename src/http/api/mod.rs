@@ -1,5 +1,7 @@
 //! The admin REST API under `/api/v1`.
 
+mod campaign_body;
+mod campaigns;
 mod devices;
 mod downloads;
 mod firmware;
@@ -12,6 +14,18 @@ mod whoami;
 
 use actix_web::web;
 
+pub(super) use campaign_body::{
+    CampaignBody, CampaignPage, CampaignPatchBody, CampaignView, CohortKey, CohortRefBody,
+    CohortView, MemberPage, MemberView, PackageView as CohortPackageView, PauseReasonView,
+    PolicyBody, PreviewCohortView, PreviewView, PreviewWaveView, RetriesBody, ScheduleBody,
+    TargetView, WaveBody, WaveView, WindowBody,
+};
+pub(super) use campaigns::{
+    __path_campaign_devices, __path_campaign_events, __path_cancel_campaign,
+    __path_create_campaign, __path_get_campaign, __path_list_campaigns, __path_patch_campaign,
+    __path_pause_campaign, __path_preview_campaign, __path_resume_campaign,
+    __path_retry_failed_campaign, __path_start_campaign,
+};
 pub(super) use devices::{
     __path_create_device, __path_delete_device, __path_device_alerts, __path_device_sessions,
     __path_device_tree, __path_get_device, __path_list_devices, __path_notify_device, CreateDevice,
@@ -85,6 +99,19 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(updates::list_device_updates)
         .service(updates::get_update)
         .service(updates::cancel_update)
+        // The fixed `preview` path before `{id}`.
+        .service(campaigns::preview_campaign)
+        .service(campaigns::create_campaign)
+        .service(campaigns::list_campaigns)
+        .service(campaigns::get_campaign)
+        .service(campaigns::patch_campaign)
+        .service(campaigns::campaign_devices)
+        .service(campaigns::campaign_events)
+        .service(campaigns::start_campaign)
+        .service(campaigns::pause_campaign)
+        .service(campaigns::resume_campaign)
+        .service(campaigns::cancel_campaign)
+        .service(campaigns::retry_failed_campaign)
         .service(downloads::mint_download_link)
         .service(downloads::download_stats)
         .service(super::openapi::openapi_json);

@@ -256,6 +256,10 @@ pub const SANS_IO_CORES: &[Core] = &[
         exempt: &["src/dm/tests"],
     },
     Core {
+        dir: "src/campaign",
+        exempt: &[],
+    },
+    Core {
         dir: "src/package",
         exempt: &["src/package/tests.rs", "src/package/shape_tests.rs"],
     },
