@@ -130,7 +130,7 @@ fn wave_key(wave: Option<u32>) -> i32 {
 /// `LOWER(TRIM(devices.<col>))`: targets match models as update jobs do, ignoring case and
 /// surrounding blanks.
 fn folded(col: device::Column) -> SimpleExpr {
-    Func::lower(Func::cust("TRIM").arg(Expr::col((device::Entity, col)))).into()
+    Func::lower(Func::cust("trim").arg(Expr::col((device::Entity, col)))).into()
 }
 
 fn target_matches(t: &Target) -> Condition {

@@ -353,6 +353,9 @@ impl<'a, C: ConnectionTrait + TransactionTrait> PackageStore<'a, C> {
         now: DateTime<Utc>,
     ) -> Result<(BuildJob, bool), StoreError> {
         let source_sha256 = new.source_sha256.clone().unwrap_or_default();
+        // The insert runs in its own (nested) transaction: on PostgreSQL a failed statement
+        // would abort a caller's unit of work, a rolled-back savepoint does not.
+        let attempt = super::begin_write(self.db).await?;
         let inserted = package_job::ActiveModel {
             target_firmware_id: Set(new.target_firmware_id),
             source_firmware_id: Set(new.source_firmware_id),
@@ -374,14 +377,20 @@ impl<'a, C: ConnectionTrait + TransactionTrait> PackageStore<'a, C> {
             finished_at: Set(None),
             ..Default::default()
         }
-        .insert(self.db)
+        .insert(&attempt)
         .await;
         match inserted {
-            Ok(m) => return Ok((to_job(m), true)),
-            Err(err) => match StoreError::from(err) {
-                StoreError::Conflict(_) => {}
-                other => return Err(other),
-            },
+            Ok(m) => {
+                attempt.commit().await?;
+                return Ok((to_job(m), true));
+            }
+            Err(err) => {
+                attempt.rollback().await?;
+                match StoreError::from(err) {
+                    StoreError::Conflict(_) => {}
+                    other => return Err(other),
+                }
+            }
         }
         let existing = package_job::Entity::find()
             .filter(package_job::Column::SourceSha256.eq(source_sha256.as_str()))
