@@ -7,6 +7,7 @@ pub mod blob;
 pub mod builds;
 pub mod cli;
 pub mod config;
+pub mod devices;
 pub mod dm;
 pub mod dm_edge;
 pub mod downloads;

@@ -14,6 +14,7 @@ mod m20261201_000009_operation_lifecycle;
 mod m20261201_000010_update_jobs;
 mod m20261201_000011_firmware_security_version;
 mod m20261201_000018_downloads;
+mod m20261208_000019_device_labels;
 
 pub struct Migrator;
 
@@ -29,6 +30,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261201_000010_update_jobs::Migration),
             Box::new(m20261201_000011_firmware_security_version::Migration),
             Box::new(m20261201_000018_downloads::Migration),
+            Box::new(m20261208_000019_device_labels::Migration),
         ]
     }
 }

@@ -5,6 +5,7 @@
 //! overrides single fields (see [`env`]). Secrets are [`SecretString`]s, so neither
 //! `Debug` nor a log line can print them.
 
+mod devices;
 mod env;
 mod updates;
 
@@ -14,6 +15,7 @@ use std::path::{Path, PathBuf};
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 
+pub use devices::DevicesConfig;
 pub use env::EnvWarning;
 pub use updates::{ModelProfile, UpdatesConfig};
 
@@ -38,6 +40,7 @@ pub struct Config {
     pub builds: BuildsConfig,
     pub updates: UpdatesConfig,
     pub downloads: DownloadsConfig,
+    pub devices: DevicesConfig,
 }
 
 impl Default for Config {
@@ -56,6 +59,7 @@ impl Default for Config {
             builds: BuildsConfig::default(),
             updates: UpdatesConfig::default(),
             downloads: DownloadsConfig::default(),
+            devices: DevicesConfig::default(),
         }
     }
 }
@@ -401,7 +405,7 @@ impl Config {
                 crate::downloads::token::MIN_KEY_LEN
             )));
         }
-        Ok(())
+        self.devices.validate()
     }
 
     /// The blob backend in force: explicit, else S3 when a bucket is set, else local.

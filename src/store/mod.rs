@@ -4,6 +4,8 @@
 //! entities and queries stay in here.
 
 mod alerts;
+mod device_import;
+mod device_labels;
 mod devices;
 mod dm_sessions;
 mod downloads;
@@ -14,6 +16,7 @@ mod notifications;
 mod operation_outcomes;
 mod operations;
 mod packages;
+mod selection;
 mod signing_keys;
 mod tokens;
 mod update_jobs;
@@ -32,9 +35,11 @@ use updraft_migrations::{Migrator, MigratorTrait};
 use crate::config::Config;
 
 pub use alerts::{AlertStore, StoredAlert};
+pub use device_import::BatchOutcome;
+pub use device_labels::BulkTagOutcome;
 pub use devices::{
-    Device, DeviceSecrets, DeviceStore, Inventory, NewDevice, TreeNode, auth_type_name,
-    parse_auth_type,
+    DeclaredInventory, Device, DeviceSecrets, DeviceStore, Inventory, NewDevice, TreeNode,
+    auth_type_name, parse_auth_type,
 };
 pub use dm_sessions::{SessionLogLine, SessionStore, SessionUpdate, StoredSession};
 pub use downloads::{DownloadStats, DownloadStore, InstallReport};

@@ -34,6 +34,8 @@ pub struct Model {
     pub last_seen_at: Option<DateTimeUtc>,
     pub message_seq: i64,
     pub ignores_resp_uri: bool,
+    /// IANA time zone name (`Europe/Paris`).
+    pub timezone: Option<String>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -3,7 +3,9 @@
 pub mod api_token;
 pub mod device;
 pub mod device_alert;
+pub mod device_group;
 pub mod device_node;
+pub mod device_tag;
 pub mod dm_operation;
 pub mod dm_operation_event;
 pub mod dm_result_chunk;

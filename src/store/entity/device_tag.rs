@@ -1,0 +1,18 @@
+//! Entity of the `device_tags` table: a device's key=value labels, one row per key.
+
+use sea_orm::entity::prelude::*;
+
+#[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+#[sea_orm(table_name = "device_tags")]
+pub struct Model {
+    #[sea_orm(primary_key, auto_increment = false)]
+    pub device_id: String,
+    #[sea_orm(primary_key, auto_increment = false)]
+    pub key: String,
+    pub value: String,
+}
+
+#[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+pub enum Relation {}
+
+impl ActiveModelBehavior for ActiveModel {}
