@@ -124,6 +124,11 @@ async fn taken<C: ConnectionTrait>(db: &C, dev_ids: &[&str]) -> Result<Vec<Strin
 }
 
 impl<'a, C: ConnectionTrait + TransactionTrait> DeviceStore<'a, C> {
+    /// The DevIds among these that are already provisioned, sorted.
+    pub async fn taken_dev_ids(&self, dev_ids: &[&str]) -> Result<Vec<String>, StoreError> {
+        taken(self.db, dev_ids).await
+    }
+
     /// Provisions a batch of devices (DevIds distinct among themselves) in one transaction:
     /// all of them, or none when any DevId is already taken (then the taken ones are named).
     pub async fn import_batch(

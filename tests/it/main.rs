@@ -6,6 +6,7 @@ mod api_tokens;
 mod blob_conformance;
 mod build_queue;
 mod devices_api;
+mod devices_fleet;
 mod dm_atomic;
 mod dm_auth;
 mod dm_endpoint;

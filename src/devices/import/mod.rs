@@ -207,7 +207,8 @@ impl Run<'_> {
         if batch.lines == 0 {
             return Ok(());
         }
-        if batch.errors.is_empty() {
+        let dev_ids: Vec<&str> = batch.devices.iter().map(|d| d.dev_id.as_str()).collect();
+        let taken = if batch.errors.is_empty() {
             match self
                 .store
                 .devices()
@@ -219,19 +220,23 @@ impl Run<'_> {
                     self.report.batches_committed += 1;
                     return Ok(());
                 }
-                BatchOutcome::Taken(dev_ids) => {
-                    for (device, line) in batch.devices.iter().zip(&batch.device_lines) {
-                        if dev_ids.binary_search(&device.dev_id).is_ok() {
-                            batch.errors.push(LineError {
-                                line: *line,
-                                dev_id: Some(device.dev_id.clone()),
-                                message: "a device with this dev_id is already provisioned".into(),
-                            });
-                        }
-                    }
-                }
+                BatchOutcome::Taken(dev_ids) => dev_ids,
+            }
+        } else {
+            // Rejected already: name its taken DevIds too, so that one report lists every
+            // line to fix.
+            self.store.devices().taken_dev_ids(&dev_ids).await?
+        };
+        for (device, line) in batch.devices.iter().zip(&batch.device_lines) {
+            if taken.binary_search(&device.dev_id).is_ok() {
+                batch.errors.push(LineError {
+                    line: *line,
+                    dev_id: Some(device.dev_id.clone()),
+                    message: "a device with this dev_id is already provisioned".into(),
+                });
             }
         }
+        batch.errors.sort_by_key(|e| e.line);
         self.report.batches_rejected += 1;
         if self.report.rejected_batches.len() < MAX_LISTED_ERRORS {
             self.report.rejected_batches.push(LineSpan {
