@@ -832,3 +832,71 @@ async fn import_checks_its_request_and_the_role() {
     assert_eq!(res.status(), StatusCode::OK);
     assert!(dev_ids_of(&app, "").await.is_empty());
 }
+
+#[tokio::test]
+async fn the_simulator_provisions_fleet_groups_with_their_labels() {
+    let app = spawn_app().await;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("v1.bin"), b"image one").unwrap();
+    let fleet = "[[group]]\nname = \"canaries\"\ncount = 2\ndev_id_prefix = \"IMEI:77\"\n\
+                 manufacturer = \"Acme\"\nmodel = \"SIM-1\"\nfirmware_version = \"1.0.0\"\n\
+                 image = \"v1.bin\"\nsecret = \"s\"\nserver_secret = \"ss\"\n\
+                 tags = { ring = \"canary\" }\ngroups = [\"lab\"]\ntimezone = \"Asia/Tokyo\"\n\
+                 [[group]]\nname = \"plain\"\ncount = 1\ndev_id_prefix = \"IMEI:88\"\n\
+                 model = \"SIM-2\"\nfirmware_version = \"2.0\"\nimage = \"v1.bin\"\n\
+                 secret = \"s\"\nserver_secret = \"ss\"\n";
+    let fleet_path = dir.path().join("fleet.toml");
+    std::fs::write(&fleet_path, fleet).unwrap();
+    let run = updraft::simulator::FleetRun {
+        fleet: fleet_path.clone(),
+        server: app.url("/dm"),
+        provision: true,
+        api_url: Some(app.url("")),
+        token: Some(app.admin_token.clone()),
+        key_files: Vec::new(),
+        // Provisioning only: the devices' run ends as it starts.
+        duration: std::time::Duration::ZERO,
+        push_listen: None,
+    };
+    let transport = std::sync::Arc::new(
+        updraft::simulator::HttpTransport::new(std::time::Duration::from_secs(30)).unwrap(),
+    );
+    updraft::simulator::run_fleet(&run, transport.clone(), app.client.clone())
+        .await
+        .unwrap();
+    let (_, page) = send(
+        &app,
+        Method::GET,
+        &format!("/api/v1/devices?{}", q("tag.ring=canary group=lab")),
+        json!(null),
+    )
+    .await;
+    let devices = page["devices"].as_array().unwrap();
+    assert_eq!(devices.len(), 2, "{page}");
+    assert_eq!(devices[0]["dev_id"], "IMEI:771");
+    assert_eq!(devices[0]["timezone"], "Asia/Tokyo");
+    assert_eq!(devices[0]["inventory"]["manufacturer"], "Acme");
+    assert_eq!(devices[0]["inventory"]["fw_version"], "1.0.0");
+    assert_eq!(
+        dev_ids_of(&app, &q("model=SIM-2 version=2.0")).await,
+        ["IMEI:881"]
+    );
+
+    // A label the server refuses stops the run with the server's reason.
+    std::fs::write(
+        &fleet_path,
+        fleet
+            .replace("Asia/Tokyo", "Asia/Atlantis")
+            .replace("IMEI:77", "IMEI:66"),
+    )
+    .unwrap();
+    let err = updraft::simulator::run_fleet(&run, transport, app.client.clone())
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("group \"canaries\": provisioning IMEI:661 refused"),
+        "{err}"
+    );
+    assert!(err.contains("Asia/Atlantis"), "{err}");
+}
