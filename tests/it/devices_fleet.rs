@@ -207,8 +207,14 @@ async fn patch_replaces_each_label_given_and_only_those() {
     .await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
     assert!(message(&err).starts_with("timezone:"), "{err}");
-    let (status, err) = send(&app, Method::PATCH, &path, json!({"tags": null})).await;
-    assert_eq!(status, StatusCode::BAD_REQUEST, "{err}");
+    for body in [
+        json!({"tags": null}),
+        json!({"groups": null}),
+        json!({"colour": "red"}),
+    ] {
+        let (status, err) = send(&app, Method::PATCH, &path, body.clone()).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{body}: {err}");
+    }
     let (_, now) = send(&app, Method::GET, &path, json!(null)).await;
     assert_eq!(now["tags"], json!({}));
 

@@ -26,14 +26,21 @@ pub struct PatchDevice {
     /// Replaces every tag (`{}` removes them all), as `{"ring": "canary"}` or
     /// `["ring=canary"]`; absent: unchanged.
     #[serde(default, deserialize_with = "tags_patch")]
-    #[schema(value_type = Option<BTreeMap<String, String>>)]
+    #[schema(value_type = BTreeMap<String, String>)]
     pub tags: Option<BTreeMap<String, String>>,
     /// Replaces every group (`[]` removes them all); absent: unchanged.
+    #[serde(default, deserialize_with = "groups_patch")]
+    #[schema(value_type = Vec<String>)]
     pub groups: Option<Vec<String>>,
     /// IANA time zone name; `null` clears it; absent: unchanged.
     #[serde(default, deserialize_with = "present")]
     #[schema(value_type = Option<String>, nullable)]
     pub timezone: Option<Option<String>>,
+}
+
+/// A list of groups, never `null` (which would read as "clear" or "unchanged" alike).
+fn groups_patch<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Vec<String>>, D::Error> {
+    Vec::<String>::deserialize(d).map(Some)
 }
 
 fn tags_patch<'de, D: Deserializer<'de>>(
