@@ -9,6 +9,7 @@ pub mod campaign;
 pub mod campaigns;
 pub mod cli;
 pub mod config;
+pub mod devices;
 pub mod dm;
 pub mod dm_edge;
 pub mod downloads;

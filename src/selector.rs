@@ -199,7 +199,7 @@ pub fn check_tag(key: &str, value: &str) -> Result<(), String> {
 
 /// `tags` as `{"ring": "canary"}` or `["ring=canary"]`; a key given twice is an error either
 /// way (a JSON object's duplicate key would otherwise silently keep the last value).
-fn tags_object_or_list<'de, D: Deserializer<'de>>(
+pub(crate) fn tags_object_or_list<'de, D: Deserializer<'de>>(
     deserializer: D,
 ) -> Result<BTreeMap<String, String>, D::Error> {
     struct Tags;

@@ -254,6 +254,26 @@ const VARIABLES: &[(&str, bool, Setter)] = &[
         c.builds.delta_budget_secs = parse(var, &v)?;
         Ok(())
     }),
+    ("UPDRAFT_DEVICES_IMPORT_MAX_BYTES", false, |c, var, v| {
+        c.devices.import_max_bytes = parse(var, &v)?;
+        Ok(())
+    }),
+    (
+        "UPDRAFT_DEVICES_IMPORT_MAX_LINE_BYTES",
+        false,
+        |c, var, v| {
+            c.devices.import_max_line_bytes = parse(var, &v)?;
+            Ok(())
+        },
+    ),
+    (
+        "UPDRAFT_DEVICES_BULK_TAG_MAX_DEVICES",
+        false,
+        |c, var, v| {
+            c.devices.bulk_tag_max_devices = parse(var, &v)?;
+            Ok(())
+        },
+    ),
 ];
 
 /// Applies the known `UPDRAFT_*` variables to `config`; returns a warning per unknown one.

@@ -6,6 +6,7 @@
 //! `Debug` nor a log line can print them.
 
 mod campaigns;
+mod devices;
 mod env;
 mod updates;
 
@@ -16,6 +17,7 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 
 pub use campaigns::CampaignsConfig;
+pub use devices::DevicesConfig;
 pub use env::EnvWarning;
 pub use updates::{ModelProfile, UpdatesConfig};
 
@@ -41,6 +43,7 @@ pub struct Config {
     pub updates: UpdatesConfig,
     pub campaigns: CampaignsConfig,
     pub downloads: DownloadsConfig,
+    pub devices: DevicesConfig,
 }
 
 impl Default for Config {
@@ -60,6 +63,7 @@ impl Default for Config {
             updates: UpdatesConfig::default(),
             campaigns: CampaignsConfig::default(),
             downloads: DownloadsConfig::default(),
+            devices: DevicesConfig::default(),
         }
     }
 }
@@ -412,7 +416,7 @@ impl Config {
                 crate::downloads::token::MIN_KEY_LEN
             )));
         }
-        Ok(())
+        self.devices.validate()
     }
 
     /// The blob backend in force: explicit, else S3 when a bucket is set, else local.

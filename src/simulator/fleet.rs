@@ -2,11 +2,15 @@
 //! identity, encoding, auth, limits, firmware image, capabilities, poll interval and failure
 //! injection rates; and building the devices from it.
 //!
+//! With `--provision`, a group's devices are created with its `tags`, `groups` and
+//! `timezone`, and with its manufacturer, model and firmware version as their declared
+//! inventory (so that they can be selected before their first session).
+//!
 //! A fault with rate `r` hits the devices of a group whose deterministic draw (MD5 of group
 //! name, device index and fault name, as a fraction) is below `r`, so a run is reproducible
 //! and a rate of 0.25 over 8 devices hits close to 2 of them (exactly 0 at 0.0, all at 1.0).
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -79,6 +83,14 @@ pub struct Group {
     pub reboot_delay_ms: u64,
     #[serde(default)]
     pub faults: FaultRates,
+    /// Key=value labels `--provision` gives the devices.
+    #[serde(default)]
+    pub tags: BTreeMap<String, String>,
+    /// Static groups `--provision` puts the devices in.
+    #[serde(default)]
+    pub groups: Vec<String>,
+    /// IANA time zone name `--provision` gives the devices (e.g. `Europe/Paris`).
+    pub timezone: Option<String>,
 }
 
 /// Failure injection: the share of a group's devices (0.0-1.0) showing each failure.

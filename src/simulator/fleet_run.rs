@@ -158,10 +158,12 @@ fn push_url(listen: Option<&str>, dev_id: &str) -> Option<String> {
     }
 }
 
-/// `POST /api/v1/devices` for every device; one already there (409) is left as it is.
+/// `POST /api/v1/devices` for every device, with its group's labels and declared inventory;
+/// one already there (409) is left as it is.
 async fn provision(
     run: &FleetRun,
     client: &reqwest::Client,
+    fleet: &FleetFile,
     devices: &[FleetDevice],
 ) -> Result<(), SimError> {
     let (Some(api), Some(token)) = (&run.api_url, &run.token) else {
@@ -175,6 +177,7 @@ async fn provision(
     };
     for fd in devices {
         let p = &fd.device.profile;
+        let group = &fleet.groups[fd.group];
         let body = json!({
             "dev_id": p.dev_id,
             "client": {"type": name(p.auth), "name": p.client_name, "secret": p.client_secret},
@@ -184,6 +187,14 @@ async fn provision(
                 "secret": p.server_secret,
             },
             "push_url": push_url(run.push_listen.as_deref(), &p.dev_id),
+            "tags": group.tags,
+            "groups": group.groups,
+            "timezone": group.timezone,
+            "inventory": {
+                "manufacturer": group.manufacturer,
+                "model": group.model,
+                "fw_version": group.firmware_version,
+            },
         });
         let resp = client
             .post(&url)
@@ -197,6 +208,14 @@ async fn provision(
             })?;
         match resp.status().as_u16() {
             201 | 409 => {}
+            // The server's refusal says which field of the group is wrong.
+            400 => {
+                let text = resp.text().await.unwrap_or_default();
+                return Err(config_err(format!(
+                    "group {:?}: provisioning {} refused: {text}",
+                    group.name, p.dev_id
+                )));
+            }
             status => return Err(SimError::HttpStatus { url, status }),
         }
     }
@@ -291,7 +310,7 @@ pub async fn run_fleet<T: Transport + 'static>(
     let devices = build(&fleet, base, &cache)?;
     let keys = trusted_keys(run, &client).await?;
     if run.provision {
-        provision(run, &client, &devices).await?;
+        provision(run, &client, &fleet, &devices).await?;
     }
     let deadline = Instant::now() + run.duration;
     let mut shared = Vec::with_capacity(devices.len());

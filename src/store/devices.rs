@@ -1,16 +1,18 @@
 //! Devices in the database: provisioning, credentials and nonces, inventory and the tree snapshot.
+//! Labels (tags, groups, time zone) are in `device_labels.rs`, selection in `selection.rs`,
+//! bulk import in `device_import.rs`.
+
+use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
 use sea_orm::sea_query::{Expr, OnConflict};
-use sea_orm::{
-    ActiveModelTrait, ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, QueryOrder,
-    QuerySelect, Set,
-};
+use sea_orm::{ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, QueryOrder, Set};
 
 use super::StoreError;
 use super::entity::{device, device_node};
 use crate::dm::auth::AuthType;
-use sea_orm::{ConnectionTrait, TransactionTrait};
+use crate::selector::DeviceFacts;
+use sea_orm::{ConnectionTrait, TransactionSession, TransactionTrait};
 
 /// What provisioning stores. Secrets arrive already in their stored form.
 #[derive(Debug, Clone)]
@@ -37,6 +39,21 @@ pub struct NewDevice {
     /// The device's DM client does not follow RespURI, so later messages of a session
     /// arrive without the session token (see `Device::ignores_resp_uri`).
     pub ignores_resp_uri: bool,
+    /// What the factory recorded; the device's own DevInfo/DevDetail overwrite it.
+    pub inventory: DeclaredInventory,
+    pub tags: BTreeMap<String, String>,
+    pub groups: Vec<String>,
+    /// IANA time zone name.
+    pub timezone: Option<String>,
+}
+
+/// The inventory provisioning may declare before the device reports its own.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DeclaredInventory {
+    pub manufacturer: Option<String>,
+    pub model: Option<String>,
+    pub fw_version: Option<String>,
+    pub hw_version: Option<String>,
 }
 
 /// What DevInfo and DevDetail told us.
@@ -72,9 +89,31 @@ pub struct Device {
     /// one message one atomic step across replicas.
     pub message_seq: i64,
     pub inventory: Inventory,
+    /// Key=value labels, by key.
+    pub tags: BTreeMap<String, String>,
+    /// Static groups, by name.
+    pub groups: Vec<String>,
+    /// IANA time zone name (`Europe/Paris`): where the device's local time is reckoned.
+    pub timezone: Option<String>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
     pub last_seen_at: Option<DateTime<Utc>>,
+}
+
+impl Device {
+    /// What a [`crate::selector::Selector`] looks at.
+    pub fn facts(&self) -> DeviceFacts<'_> {
+        DeviceFacts {
+            id: &self.id,
+            dev_id: &self.dev_id,
+            manufacturer: self.inventory.manufacturer.as_deref(),
+            model: self.inventory.model.as_deref(),
+            fw_version: self.inventory.fw_version.as_deref(),
+            hw_version: self.inventory.hw_version.as_deref(),
+            tags: &self.tags,
+            groups: &self.groups,
+        }
+    }
 }
 
 /// The credential material the DM engine needs; never leaves the server.
@@ -104,7 +143,12 @@ pub fn parse_auth_type(s: &str) -> Option<AuthType> {
     }
 }
 
-fn to_device(m: &device::Model) -> Result<Device, StoreError> {
+/// The row as a device, its labels as given (see `device_labels::with_labels`).
+pub(super) fn to_device(
+    m: &device::Model,
+    tags: BTreeMap<String, String>,
+    groups: Vec<String>,
+) -> Result<Device, StoreError> {
     let auth = |s: &str| {
         parse_auth_type(s).ok_or_else(|| {
             StoreError::Database(sea_orm::DbErr::Type(format!("unknown auth type {s}")))
@@ -133,6 +177,9 @@ fn to_device(m: &device::Model) -> Result<Device, StoreError> {
             max_obj_size: m.max_obj_size.map(|v| v.max(0) as u64),
             max_msg_size: m.max_msg_size.map(|v| v.max(0) as u64),
         },
+        tags,
+        groups,
+        timezone: m.timezone.clone(),
         created_at: m.created_at,
         updated_at: m.updated_at,
         last_seen_at: m.last_seen_at,
@@ -158,7 +205,7 @@ pub struct TreeNode {
 }
 
 pub struct DeviceStore<'a, C = DatabaseConnection> {
-    db: &'a C,
+    pub(super) db: &'a C,
 }
 
 impl<'a, C: ConnectionTrait + TransactionTrait> DeviceStore<'a, C> {
@@ -166,50 +213,32 @@ impl<'a, C: ConnectionTrait + TransactionTrait> DeviceStore<'a, C> {
         DeviceStore { db }
     }
 
-    /// Provisions a device; `Conflict` when the DevId is taken.
+    /// Provisions a device with its labels, in one transaction; `Conflict` when the DevId is
+    /// taken.
     pub async fn create(&self, new: NewDevice, now: DateTime<Utc>) -> Result<Device, StoreError> {
-        let model = device::ActiveModel {
-            timezone: Set(None),
-            id: Set(uuid::Uuid::new_v4().to_string()),
-            dev_id: Set(new.dev_id),
-            msisdn: Set(new.msisdn),
-            client_auth_type: Set(auth_type_name(new.client_auth_type).into()),
-            client_name: Set(new.client_name),
-            client_secret_hash: Set(new.client_secret_hash),
-            client_nonce: Set(new.client_nonce),
-            server_auth_type: Set(auth_type_name(new.server_auth_type).into()),
-            server_name: Set(new.server_name),
-            server_secret_hash: Set(new.server_secret_hash),
-            server_secret_sealed: Set(new.server_secret_sealed),
-            server_nonce: Set(new.server_nonce),
-            push_url: Set(new.push_url),
-            large_objects: Set(None),
-            max_obj_size: Set(None),
-            max_msg_size: Set(None),
-            manufacturer: Set(None),
-            model: Set(None),
-            fw_version: Set(None),
-            sw_version: Set(None),
-            hw_version: Set(None),
-            lang: Set(None),
-            dm_version: Set(None),
-            created_at: Set(now),
-            updated_at: Set(now),
-            last_seen_at: Set(None),
-            message_seq: Set(0),
-            ignores_resp_uri: Set(new.ignores_resp_uri),
-        }
-        .insert(self.db)
-        .await?;
-        to_device(&model)
+        let txn = super::begin_write(self.db).await?;
+        let id = super::device_import::insert_devices(&txn, std::slice::from_ref(&new), now)
+            .await?
+            .remove(0);
+        let device = DeviceStore::new(&txn)
+            .get(&id)
+            .await?
+            .ok_or(StoreError::NotFound)?;
+        txn.commit().await?;
+        Ok(device)
     }
 
+    /// One device with its labels.
     pub async fn get(&self, id: &str) -> Result<Option<Device>, StoreError> {
-        device::Entity::find_by_id(id.to_owned())
+        let Some(m) = device::Entity::find_by_id(id.to_owned())
             .one(self.db)
             .await?
-            .map(|m| to_device(&m))
-            .transpose()
+        else {
+            return Ok(None);
+        };
+        Ok(super::device_labels::with_labels(self.db, vec![m])
+            .await?
+            .pop())
     }
 
     /// By the OMA DM DevId (the SyncHdr Source of its messages), with its secrets.
@@ -224,7 +253,12 @@ impl<'a, C: ConnectionTrait + TransactionTrait> DeviceStore<'a, C> {
         else {
             return Ok(None);
         };
-        Ok(Some((to_device(&m)?, to_secrets(&m))))
+        let secrets = to_secrets(&m);
+        let device = super::device_labels::with_labels(self.db, vec![m])
+            .await?
+            .pop()
+            .ok_or(StoreError::NotFound)?;
+        Ok(Some((device, secrets)))
     }
 
     pub async fn secrets(&self, id: &str) -> Result<Option<DeviceSecrets>, StoreError> {
@@ -232,21 +266,6 @@ impl<'a, C: ConnectionTrait + TransactionTrait> DeviceStore<'a, C> {
             .one(self.db)
             .await?
             .map(|m| to_secrets(&m)))
-    }
-
-    /// A page of devices ordered by DevId, starting after `after`.
-    pub async fn list(&self, after: Option<&str>, limit: u64) -> Result<Vec<Device>, StoreError> {
-        let mut query = device::Entity::find().order_by_asc(device::Column::DevId);
-        if let Some(after) = after {
-            query = query.filter(device::Column::DevId.gt(after));
-        }
-        query
-            .limit(limit)
-            .all(self.db)
-            .await?
-            .iter()
-            .map(to_device)
-            .collect()
     }
 
     pub async fn delete(&self, id: &str) -> Result<(), StoreError> {

@@ -6,6 +6,8 @@
 mod alerts;
 mod campaign_members;
 mod campaigns;
+mod device_import;
+mod device_labels;
 mod devices;
 mod dm_sessions;
 mod downloads;
@@ -39,9 +41,11 @@ pub use campaign_members::{
     CohortRecord, MemberFilter, MemberRecord, MemberStore, SelectionGroup, exclusion,
 };
 pub use campaigns::{CampaignRecord, CampaignStore, EventRecord};
+pub use device_import::BatchOutcome;
+pub use device_labels::BulkTagOutcome;
 pub use devices::{
-    Device, DeviceSecrets, DeviceStore, Inventory, NewDevice, TreeNode, auth_type_name,
-    parse_auth_type,
+    DeclaredInventory, Device, DeviceSecrets, DeviceStore, Inventory, NewDevice, TreeNode,
+    auth_type_name, parse_auth_type,
 };
 pub use dm_sessions::{SessionLogLine, SessionStore, SessionUpdate, StoredSession};
 pub use downloads::{DownloadStats, DownloadStore, InstallReport};

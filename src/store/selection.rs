@@ -6,9 +6,14 @@
 //! column matches no value, tags through one `EXISTS` per tag (all must hold), groups
 //! through one `EXISTS … IN` (any), device ids against the id or the DevId.
 
-use sea_orm::Condition;
-use sea_orm::sea_query::{Expr, ExprTrait, Query};
+use sea_orm::sea_query::{Expr, ExprTrait, Query, SelectStatement};
+use sea_orm::{
+    ColumnTrait, Condition, ConnectionTrait, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder,
+    QuerySelect, TransactionTrait,
+};
 
+use super::StoreError;
+use super::devices::{Device, DeviceStore};
 use super::entity::{device, device_group, device_tag};
 use crate::selector::Selector;
 
@@ -64,4 +69,42 @@ pub(crate) fn selector_condition(selector: &Selector) -> Condition {
         );
     }
     cond
+}
+
+/// `SELECT devices.id FROM devices WHERE <selector>`, for `IN (…)` and `INSERT … SELECT`.
+pub(crate) fn selected_ids(selector: &Selector) -> SelectStatement {
+    Query::select()
+        .column((device::Entity, device::Column::Id))
+        .from(device::Entity)
+        .cond_where(selector_condition(selector))
+        .to_owned()
+}
+
+impl<'a, C: ConnectionTrait + TransactionTrait> DeviceStore<'a, C> {
+    /// The devices the selector selects, ordered by DevId, starting after the DevId `after`
+    /// (keyset pagination: stable while devices come and go), with their labels (one query
+    /// per label table for the whole page).
+    pub async fn select(
+        &self,
+        selector: &Selector,
+        after: Option<&str>,
+        limit: u64,
+    ) -> Result<Vec<Device>, StoreError> {
+        let mut query = device::Entity::find()
+            .filter(selector_condition(selector))
+            .order_by_asc(device::Column::DevId);
+        if let Some(after) = after {
+            query = query.filter(device::Column::DevId.gt(after));
+        }
+        let rows = query.limit(limit).all(self.db).await?;
+        super::device_labels::with_labels(self.db, rows).await
+    }
+
+    /// How many devices the selector selects.
+    pub async fn count(&self, selector: &Selector) -> Result<u64, StoreError> {
+        Ok(device::Entity::find()
+            .filter(selector_condition(selector))
+            .count(self.db)
+            .await?)
+    }
 }

@@ -3,50 +3,16 @@
 use actix_web::{HttpResponse, delete, get, post, web};
 use serde::{Deserialize, Serialize};
 
+use std::collections::BTreeMap;
+
 use crate::access::Role;
-use crate::dm::auth::{AuthType, CredentialHash, Nonce};
-use crate::dm_edge::{self, notify::NotifyError};
+use crate::devices::provision::CreateDevice;
+use crate::dm_edge::notify::NotifyError;
 use crate::http::{ApiError, AppState, Caller, ErrorBody};
+use crate::selector::Selector;
 use crate::store::{
-    Device, Inventory, NewDevice, NotificationRecord, SessionLogLine, StoredAlert, auth_type_name,
-    parse_auth_type,
+    Device, Inventory, NotificationRecord, SessionLogLine, StoredAlert, auth_type_name,
 };
-
-#[derive(Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct Credentials {
-    /// `basic`, `md5` or `hmac`.
-    #[serde(rename = "type")]
-    pub auth_type: String,
-    /// The AAuthName (client) or ServerID (server).
-    pub name: String,
-    /// Stored only as `B64(MD5(name:secret))`.
-    pub secret: String,
-    /// The initial nonce of this credential as the device's bootstrap set it, base64; `""`
-    /// is the empty nonce (libdmclient's accounts start with it). Omit it when unknown: the
-    /// device's first credential is then challenged (client), or our first credentials use
-    /// the resynchronisation default until the device re-seeds it (server). md5 and hmac only.
-    pub nonce: Option<String>,
-}
-
-#[derive(Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct CreateDevice {
-    /// The OMA DM DevId, e.g. `IMEI:490154203237518`.
-    pub dev_id: String,
-    pub msisdn: Option<String>,
-    /// How the device authenticates to us.
-    pub client: Credentials,
-    /// How we authenticate to the device (`md5` or `hmac`), also keying Package 0.
-    pub server: Credentials,
-    /// Direct Package 0 push target: `http://…` or `udp://host:port`.
-    pub push_url: Option<String>,
-    /// The device's DM client does not follow RespURI (default false). Later messages of its
-    /// sessions are then accepted without the per-session token that RespURI carries; keep it
-    /// false for every client that follows RespURI, as the specification requires.
-    #[serde(default)]
-    pub ignores_resp_uri: bool,
-}
 
 #[derive(Serialize, utoipa::ToSchema)]
 pub struct DeviceView {
@@ -60,6 +26,12 @@ pub struct DeviceView {
     pub push_url: Option<String>,
     pub ignores_resp_uri: bool,
     pub inventory: Inventory,
+    /// Key=value labels.
+    pub tags: BTreeMap<String, String>,
+    /// Static groups.
+    pub groups: Vec<String>,
+    /// IANA time zone name.
+    pub timezone: Option<String>,
     pub created_at: chrono::DateTime<chrono::Utc>,
     pub last_seen_at: Option<chrono::DateTime<chrono::Utc>>,
 }
@@ -77,6 +49,9 @@ impl From<Device> for DeviceView {
             push_url: d.push_url,
             ignores_resp_uri: d.ignores_resp_uri,
             inventory: d.inventory,
+            tags: d.tags,
+            groups: d.groups,
+            timezone: d.timezone,
             created_at: d.created_at,
             last_seen_at: d.last_seen_at,
         }
@@ -91,7 +66,11 @@ pub struct TreeNodeView {
 }
 
 #[derive(Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
 pub struct ListQuery {
+    /// Only the devices this selector selects, in the text syntax (see the README, "Selecting
+    /// devices"), e.g. `model=M1,M2 version=1.0 tag.ring=canary group=lab`.
+    pub selector: Option<String>,
     /// Return devices whose DevId sorts after this one (pagination cursor).
     pub after: Option<String>,
     /// Page size, 1 to 500 (default 100).
@@ -105,47 +84,6 @@ pub struct DevicePage {
     pub next: Option<String>,
 }
 
-fn check_text(field: &str, value: &str, max: usize) -> Result<(), ApiError> {
-    if value.is_empty() || value.len() > max || value.chars().any(char::is_control) {
-        return Err(ApiError::BadRequest(format!(
-            "{field} must be 1 to {max} printable characters"
-        )));
-    }
-    Ok(())
-}
-
-fn auth_type(field: &str, value: &str) -> Result<AuthType, ApiError> {
-    parse_auth_type(value)
-        .ok_or_else(|| ApiError::BadRequest(format!("{field} must be basic, md5 or hmac")))
-}
-
-/// A provisioned initial nonce: base64 (empty allowed), decoded at most 64 bytes, and only for
-/// schemes that use one.
-fn initial_nonce(
-    field: &str,
-    auth: AuthType,
-    value: Option<String>,
-) -> Result<Option<String>, ApiError> {
-    let Some(text) = value else {
-        return Ok(None);
-    };
-    if !auth.uses_nonce() {
-        return Err(ApiError::BadRequest(format!(
-            "{field} applies to md5 and hmac only: basic has no nonce"
-        )));
-    }
-    let too_long = text.trim().len() > 88; // 64 bytes in base64, checked before decoding
-    match Nonce::from_b64(&text) {
-        Ok(n) if !too_long && n.0.len() <= 64 => Ok(Some(n.to_b64())),
-        Ok(_) => Err(ApiError::BadRequest(format!(
-            "{field} must decode to at most 64 bytes"
-        ))),
-        Err(_) => Err(ApiError::BadRequest(format!(
-            "{field} must be standard base64 with padding (\"\" for the empty nonce)"
-        ))),
-    }
-}
-
 pub(super) async fn load_device(state: &AppState, id: &str) -> Result<Device, ApiError> {
     state
         .store
@@ -155,7 +93,8 @@ pub(super) async fn load_device(state: &AppState, id: &str) -> Result<Device, Ap
         .ok_or_else(|| ApiError::NotFound(format!("no device with id {id}")))
 }
 
-/// Provisions a device with its DM credentials.
+/// Provisions a device with its DM credentials, and optionally its labels (tags, groups, time
+/// zone) and the inventory the factory recorded.
 #[utoipa::path(post, path = "/api/v1/devices", tag = "devices", security(("bearer" = [])),
     request_body = CreateDevice,
     responses(
@@ -170,49 +109,10 @@ pub async fn create_device(
     body: web::Json<CreateDevice>,
 ) -> Result<HttpResponse, ApiError> {
     caller.require(Role::Operator)?;
-    let b = body.into_inner();
-    check_text("dev_id", &b.dev_id, 256)?;
-    check_text("client.name", &b.client.name, 256)?;
-    check_text("client.secret", &b.client.secret, 256)?;
-    check_text("server.name", &b.server.name, 255)?;
-    check_text("server.secret", &b.server.secret, 256)?;
-    if !b.server.name.is_ascii() {
-        return Err(ApiError::BadRequest(
-            "server.name (the ServerID) must be ASCII".into(),
-        ));
-    }
-    let client_auth = auth_type("client.type", &b.client.auth_type)?;
-    let server_auth = auth_type("server.type", &b.server.auth_type)?;
-    let client_nonce = initial_nonce("client.nonce", client_auth, b.client.nonce)?;
-    let server_nonce = initial_nonce("server.nonce", server_auth, b.server.nonce)?;
-    if !dm_edge::server_auth_supported(server_auth) {
-        return Err(ApiError::BadRequest(
-            "server.type must be md5 or hmac: basic would need the server secret stored in clear"
-                .into(),
-        ));
-    }
-    if let Some(url) = &b.push_url
-        && !(url.starts_with("http://") || url.starts_with("https://") || url.starts_with("udp://"))
-    {
-        return Err(ApiError::BadRequest(
-            "push_url must be http://, https:// or udp://".into(),
-        ));
-    }
-    let new = NewDevice {
-        dev_id: b.dev_id.trim().to_owned(),
-        msisdn: b.msisdn,
-        client_auth_type: client_auth,
-        client_secret_hash: CredentialHash::compute(&b.client.name, &b.client.secret).0,
-        client_nonce,
-        client_name: b.client.name,
-        server_auth_type: server_auth,
-        server_secret_hash: CredentialHash::compute(&b.server.name, &b.server.secret).0,
-        server_secret_sealed: None,
-        server_nonce,
-        server_name: b.server.name,
-        push_url: b.push_url,
-        ignores_resp_uri: b.ignores_resp_uri,
-    };
+    let new = body
+        .into_inner()
+        .into_new_device()
+        .map_err(ApiError::BadRequest)?;
     let device = state
         .store
         .devices()
@@ -228,10 +128,13 @@ pub async fn create_device(
     Ok(HttpResponse::Created().json(DeviceView::from(device)))
 }
 
-/// Devices ordered by DevId, a page at a time.
+/// Devices ordered by DevId, a page at a time, all of them or those a selector selects.
 #[utoipa::path(get, path = "/api/v1/devices", tag = "devices", security(("bearer" = [])),
     params(ListQuery),
-    responses((status = 200, description = "a page of devices", body = DevicePage)))]
+    responses(
+        (status = 200, description = "a page of devices", body = DevicePage),
+        (status = 400, description = "bad selector or page size", body = ErrorBody),
+    ))]
 #[get("/api/v1/devices")]
 pub async fn list_devices(
     caller: Caller,
@@ -239,16 +142,17 @@ pub async fn list_devices(
     query: web::Query<ListQuery>,
 ) -> Result<HttpResponse, ApiError> {
     caller.require(Role::Viewer)?;
-    let limit = query.limit.unwrap_or(100);
-    if !(1..=500).contains(&limit) {
-        return Err(ApiError::BadRequest(
-            "limit must be between 1 and 500".into(),
-        ));
-    }
+    let limit = super::firmware::page_limit(query.limit)?;
+    let selector: Selector = match &query.selector {
+        Some(text) => text
+            .parse()
+            .map_err(|e: crate::selector::ParseError| ApiError::BadRequest(e.to_string()))?,
+        None => Selector::default(),
+    };
     let devices = state
         .store
         .devices()
-        .list(query.after.as_deref(), limit)
+        .select(&selector, query.after.as_deref(), limit)
         .await?;
     let next = (devices.len() as u64 == limit)
         .then(|| devices.last().map(|d| d.dev_id.clone()))

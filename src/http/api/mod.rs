@@ -2,6 +2,8 @@
 
 mod campaign_body;
 mod campaigns;
+mod device_import;
+mod device_labels;
 mod devices;
 mod downloads;
 mod firmware;
@@ -26,10 +28,14 @@ pub(super) use campaigns::{
     __path_pause_campaign, __path_preview_campaign, __path_resume_campaign,
     __path_retry_failed_campaign, __path_start_campaign,
 };
+pub(super) use device_import::__path_import_devices;
+pub(super) use device_labels::{
+    __path_bulk_tags, __path_patch_device, BulkTags, BulkTagsResult, PatchDevice,
+};
 pub(super) use devices::{
     __path_create_device, __path_delete_device, __path_device_alerts, __path_device_sessions,
-    __path_device_tree, __path_get_device, __path_list_devices, __path_notify_device, CreateDevice,
-    Credentials, DevicePage, DeviceView, TreeNodeView,
+    __path_device_tree, __path_get_device, __path_list_devices, __path_notify_device, DevicePage,
+    DeviceView, TreeNodeView,
 };
 pub(super) use downloads::{
     __path_download_stats, __path_mint_download_link, DownloadLinkView, MintLink,
@@ -65,9 +71,13 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(tokens::create_token)
         .service(tokens::list_tokens)
         .service(tokens::revoke_token)
+        // The fixed `tags` and `import` paths before `{id}`.
+        .service(device_labels::bulk_tags)
+        .service(device_import::import_devices)
         .service(devices::create_device)
         .service(devices::list_devices)
         .service(devices::get_device)
+        .service(device_labels::patch_device)
         .service(devices::delete_device)
         .service(devices::device_tree)
         .service(devices::device_sessions)

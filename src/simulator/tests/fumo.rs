@@ -258,6 +258,10 @@ fn the_example_fleet_file_parses_and_fault_rates_hit_their_share() {
     assert_eq!(fleet.groups.len(), 2);
     assert_eq!(fleet.groups[0].count, 20);
     assert!(!fleet.groups[1].download);
+    assert_eq!(fleet.groups[0].tags["ring"], "canary");
+    assert_eq!(fleet.groups[0].groups, ["eu-lab", "handsets"]);
+    assert_eq!(fleet.groups[1].timezone.as_deref(), Some("America/Chicago"));
+    assert!(fleet.groups[1].groups.is_empty());
     let rates = &fleet.groups[0].faults;
     let hits = (1..=1000)
         .filter(|i| rates.pick("g", *i).0.drop_after.is_some())

@@ -1,0 +1,43 @@
+//! `[devices]`: the bounds of bulk device operations (import, bulk tagging).
+
+use serde::Deserialize;
+
+use super::ConfigError;
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DevicesConfig {
+    /// Largest body `POST /api/v1/devices/import` reads (413 past it).
+    pub import_max_bytes: u64,
+    /// Longest line of an import; a longer line is an error of that line.
+    pub import_max_line_bytes: usize,
+    /// Most devices one bulk tag change (`POST /api/v1/devices/tags`) may touch.
+    pub bulk_tag_max_devices: u64,
+}
+
+impl Default for DevicesConfig {
+    fn default() -> Self {
+        DevicesConfig {
+            import_max_bytes: 1024 * 1024 * 1024,
+            import_max_line_bytes: 16 * 1024,
+            bulk_tag_max_devices: 1_000_000,
+        }
+    }
+}
+
+impl DevicesConfig {
+    pub(super) fn validate(&self) -> Result<(), ConfigError> {
+        if !(1024..=1024 * 1024).contains(&self.import_max_line_bytes) {
+            return Err(ConfigError::Invalid(
+                "devices.import_max_line_bytes must be between 1 KiB and 1 MiB".into(),
+            ));
+        }
+        if self.import_max_bytes == 0 || self.bulk_tag_max_devices == 0 {
+            return Err(ConfigError::Invalid(
+                "devices.import_max_bytes and devices.bulk_tag_max_devices must be at least 1"
+                    .into(),
+            ));
+        }
+        Ok(())
+    }
+}
