@@ -184,12 +184,12 @@ impl Spec {
             }
         }
         ratio(
-            "policy.advance_success_ratio",
-            self.policy.advance_success_ratio,
-        )?;
-        ratio(
             "policy.pause_failure_ratio",
             self.policy.pause_failure_ratio,
+        )?;
+        ratio(
+            "policy.advance_success_ratio",
+            self.policy.advance_success_ratio,
         )?;
         if self.policy.min_sample == 0 {
             return Err(err("policy.min_sample", "must be at least 1"));

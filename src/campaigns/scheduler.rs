@@ -155,6 +155,9 @@ impl Campaigns {
             .await?;
         let server_budget =
             (self.config.max_starts_per_second as u64).saturating_sub(server_recent) as u32;
+        // Starts are stamped after the counts were read, so that a verdict the counts saw is
+        // never recorded later than the start that took its place.
+        let now = now.max(Utc::now());
         let decision = plan(
             spec,
             &record.machine,

@@ -170,6 +170,10 @@ const VARIABLES: &[(&str, bool, Setter)] = &[
             Ok(())
         },
     ),
+    ("UPDRAFT_DM_READ_INVENTORY", false, |c, var, v| {
+        c.dm.read_inventory = parse(var, &v)?;
+        Ok(())
+    }),
     ("UPDRAFT_NOTIFICATION_RETRY_SECS", false, |c, var, v| {
         c.dm.notification_retry_secs = parse(var, &v)?;
         Ok(())

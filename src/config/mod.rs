@@ -184,6 +184,9 @@ pub struct DmConfig {
     pub notification_retry_secs: u64,
     /// …at most this many times.
     pub notification_max_attempts: u32,
+    /// Read `./DevDetail/FwV`, `SwV` and `HwV` once from a device whose firmware version is
+    /// unknown, at the start of its next session (campaigns place devices in cohorts by it).
+    pub read_inventory: bool,
 }
 
 impl Default for DmConfig {
@@ -195,6 +198,7 @@ impl Default for DmConfig {
             max_object_bytes: 64 * 1024 * 1024,
             push_webhook_url: None,
             notification_retry_secs: 60,
+            read_inventory: true,
             notification_max_attempts: 5,
         }
     }

@@ -72,6 +72,8 @@ pub struct DmEdge {
     blobs: BlobStore,
     server: ServerConfig,
     idle: chrono::Duration,
+    /// `dm.read_inventory`: devices with an unknown FwV get DevDetail read once.
+    read_inventory: bool,
     /// Update jobs learn the facts of each message and queue their commands in it.
     updates: Option<crate::updates::Updates>,
 }
@@ -94,6 +96,7 @@ impl DmEdge {
             blobs,
             server,
             idle: chrono::Duration::seconds(config.dm.session_idle_secs as i64),
+            read_inventory: config.dm.read_inventory,
             updates: None,
         }
     }
@@ -107,7 +110,7 @@ impl DmEdge {
         device: &Device,
         now: DateTime<Utc>,
     ) -> Result<(), StoreError> {
-        if device.inventory.fw_version.is_some() {
+        if !self.read_inventory || device.inventory.fw_version.is_some() {
             return Ok(());
         }
         let owner = format!("inventory:{}", device.id);

@@ -25,6 +25,7 @@ fn configured(c: &mut updraft::config::Config) {
     c.dm.public_url = None;
     c.builds.poll_interval_ms = 50;
     c.campaigns.tick_ms = 200;
+    c.dm.read_inventory = true;
 }
 
 fn free_port() -> u16 {
@@ -287,4 +288,179 @@ impl Drop for Simulator {
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
+}
+
+/// Caps across two server processes on one database: 150 simulated devices, one wave,
+/// `max_concurrent` 20 and `max_starts_per_minute` 120. The jobs' recorded start and end times
+/// show no 60-second span with more than 120 starts and never more than 20 in flight.
+#[tokio::test]
+async fn caps_hold_across_two_server_processes() {
+    let app = spawn_app_with(configured).await;
+    let second = crate::helpers::process::Server::start(app.database_url(), app.data_dir.path());
+    let dir = tempfile::tempdir().unwrap();
+    generate_key(&app).await;
+    let base = noise(77, 16 * 1024);
+    std::fs::write(dir.path().join("v1.bin"), variant(&base, 1)).unwrap();
+    upload(&app, "SIM-1", "1.0.0", variant(&base, 1)).await;
+    let target = upload(&app, "SIM-1", "2.0.0", variant(&base, 2)).await;
+    let devices = 150;
+    let fleet = format!(
+        "[[group]]\nname = \"caps\"\ncount = {devices}\ndev_id_prefix = \"IMEI:77\"\n\
+         manufacturer = \"Acme\"\nmodel = \"SIM-1\"\nfirmware_version = \"1.0.0\"\n\
+         image = \"v1.bin\"\nencoding = \"wbxml\"\nauth = \"md5\"\nsecret = \"{SECRET}\"\n\
+         server_secret = \"{SERVER_SECRET}\"\npoll_interval_secs = 3600\nreboot_delay_ms = 10\n"
+    );
+    let fleet_path = dir.path().join("fleet.toml");
+    std::fs::write(&fleet_path, fleet).unwrap();
+    let push = format!("http://127.0.0.1:{}", free_port());
+    let (url, api, token) = (app.url("/dm"), app.url(""), app.admin_token.clone());
+    let _sim = Simulator(
+        std::process::Command::new(env!("CARGO_BIN_EXE_updraft"))
+            .args([
+                "simulate",
+                "--server",
+                &url,
+                "--fleet",
+                fleet_path.to_str().unwrap(),
+                "--json",
+            ])
+            .args(["--provision", "--api-url", &api, "--token", &token])
+            .args(["--push-listen", &push, "--duration-secs", "900"])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::fs::File::create(dir.path().join("simulator.log")).unwrap())
+            .spawn()
+            .unwrap(),
+    );
+    let body = json!({
+        "name": "caps",
+        "target_firmware_ids": [target["id"]],
+        "selector": {"models": ["SIM-1"]},
+        "waves": [{"size": "100%"}],
+        "schedule": {"max_concurrent": 20, "max_starts_per_minute": 120},
+        "delivery": "url",
+        "start": true,
+    });
+    wait_for(
+        "every device's inventory",
+        Duration::from_secs(120),
+        || async {
+            let p: Value = app
+                .admin(Method::POST, "/api/v1/campaigns/preview")
+                .json(&body)
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            if p["eligible"] == json!(devices) {
+                Ok(())
+            } else {
+                Err(p.to_string())
+            }
+        },
+    )
+    .await;
+    // Created through the second process: both schedulers run it.
+    let res = second
+        .request(Method::POST, "/api/v1/campaigns")
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::CREATED);
+    let id = res.json::<Value>().await.unwrap()["id"].as_i64().unwrap();
+    let done = wait_for(
+        "the campaign to succeed",
+        Duration::from_secs(300),
+        || async {
+            let c = second.json(&format!("/api/v1/campaigns/{id}")).await;
+            match c["state"].as_str() {
+                Some("succeeded") => Ok(c),
+                Some("running" | "scheduled") => Err(c["counts"].to_string()),
+                _ => panic!("the campaign stopped: {c}"),
+            }
+        },
+    )
+    .await;
+    assert_eq!(done["counts"], json!({"succeeded": devices}), "{done}");
+    // Every job's start and end, from the jobs' own records.
+    let mut spans = Vec::new();
+    for m in members(&app, id).await {
+        let job = get_json(&app, &format!("/api/v1/updates/{}", m["job_id"])).await;
+        let t = |f: &str| chrono::DateTime::parse_from_rfc3339(job[f].as_str().unwrap()).unwrap();
+        spans.push((t("created_at"), t("finished_at")));
+    }
+    assert_eq!(spans.len(), devices);
+    let mut starts: Vec<_> = spans.iter().map(|s| s.0).collect();
+    starts.sort();
+    for (i, s) in starts.iter().enumerate() {
+        let within = starts[i..]
+            .iter()
+            .take_while(|t| **t < *s + chrono::Duration::seconds(60))
+            .count();
+        assert!(within <= 120, "{within} starts in the minute from {s}");
+    }
+    let mut edges: Vec<(chrono::DateTime<chrono::FixedOffset>, i32)> = spans
+        .iter()
+        .flat_map(|(a, b)| [(*a, 1), (*b, -1)])
+        .collect();
+    // At one instant, an end before a start.
+    edges.sort_by(|x, y| x.0.cmp(&y.0).then(x.1.cmp(&y.1)));
+    let mut flying = 0;
+    for (_, d) in edges {
+        flying += d;
+        assert!(flying <= 20, "{flying} in flight");
+    }
+    // The jobs were started by both processes' schedulers or one; either way the starts are
+    // spread over more than a minute by the rate cap.
+    assert!(*starts.last().unwrap() - starts[0] >= chrono::Duration::seconds(30));
+}
+
+/// A device provisioned without an inventory has its DevDetail read in its first session, so
+/// that campaigns can place it in a cohort.
+#[tokio::test]
+async fn a_device_with_an_unknown_firmware_version_has_it_read_once() {
+    use updraft::simulator::{DeviceProfile, HttpTransport, Initiation, SimDevice, run_session};
+    let app = spawn_app_with(configured).await;
+    let res = app
+        .admin(Method::POST, "/api/v1/devices")
+        .json(&json!({
+            "dev_id": "IMEI:5550001",
+            "client": {"type": "md5", "name": "IMEI:5550001", "secret": SECRET},
+            "server": {"type": "md5", "name": "updraft", "secret": SERVER_SECRET},
+        }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::CREATED);
+    let id = res.json::<Value>().await.unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let mut p = DeviceProfile::new("IMEI:5550001", SECRET);
+    p.server_secret = SERVER_SECRET.into();
+    p.fw_version = "4.2.0".into();
+    let mut dev = SimDevice::new(p);
+    let transport = HttpTransport::new(Duration::from_secs(30)).unwrap();
+    for _ in 0..2 {
+        let report = run_session(&mut dev, &transport, &app.url("/dm"), Initiation::Client)
+            .await
+            .unwrap();
+        assert!(report.errors.is_empty(), "{:?}", report.errors);
+    }
+    let device = get_json(&app, &format!("/api/v1/devices/{id}")).await;
+    assert_eq!(device["inventory"]["fw_version"], "4.2.0", "{device}");
+    let ops = get_json(&app, &format!("/api/v1/devices/{id}/operations")).await;
+    let reads: Vec<&Value> = ops
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|o| {
+            o["owner"]
+                .as_str()
+                .is_some_and(|w| w.starts_with("inventory:"))
+        })
+        .collect();
+    assert_eq!(reads.len(), 3, "read once, not per session: {ops}");
 }

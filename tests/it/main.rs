@@ -5,6 +5,7 @@ mod helpers;
 mod api_tokens;
 mod blob_conformance;
 mod build_queue;
+mod campaigns_api;
 mod campaigns_e2e;
 mod devices_api;
 mod devices_fleet;

@@ -118,7 +118,7 @@ pub struct CampaignBody {
     pub device_deadline_secs: Option<u64>,
     /// `url`, `inline` or `auto` (default).
     pub delivery: Option<String>,
-    /// `static` (default): the devices selected now. `dynamic`: devices that match later join.
+    /// `static` (the default, and the only kind for now): the devices selected at creation.
     pub membership: Option<String>,
     /// Start at once instead of creating a draft.
     #[serde(default)]
@@ -202,7 +202,12 @@ impl CampaignBody {
         };
         let membership = match self.membership.as_deref().unwrap_or("static") {
             "static" => campaign::Membership::Static,
-            "dynamic" => campaign::Membership::Dynamic,
+            "dynamic" => {
+                return Err(bad(
+                    "membership",
+                    "dynamic membership is not available yet: a campaign has the devices selected at its creation",
+                ));
+            }
             other => return Err(bad("membership", format!("{other:?}: static or dynamic"))),
         };
         self.selector.validate().map_err(|e| bad("selector", e))?;

@@ -21,6 +21,11 @@ pub struct TestApp {
 }
 
 impl TestApp {
+    /// The test database's URL, for a second server process on it.
+    pub fn database_url(&self) -> &str {
+        &self._db.url
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("http://{}{}", self.addr, path)
     }
@@ -115,6 +120,8 @@ pub async fn spawn_app_with(adjust: impl FnOnce(&mut Config)) -> TestApp {
     };
     config.http.workers = 2;
     config.http.shutdown_timeout_secs = 5;
+    // Tests count the commands of a session: the inventory read is theirs to turn on.
+    config.dm.read_inventory = false;
     adjust(&mut config);
     let app = Application::build(config).await.expect("the app builds");
     let addr = app.local_addr();

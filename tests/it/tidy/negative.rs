@@ -48,6 +48,7 @@ fn clean_tree() -> tempfile::TempDir {
     write(root, "src/package/tests.rs", "//! Tests.\nuse std::fs;\n");
     write(root, "src/package/shape_tests.rs", "//! Shape tests.\n");
     write(root, "src/fumo/mod.rs", "//! FUMO.\n");
+    write(root, "src/campaign/mod.rs", "//! Campaign planning.\n");
     write(root, "src/fumo/tests.rs", "//! Tests.\n");
     write(
         root,
@@ -162,21 +163,21 @@ fn the_clean_tree_passes_and_each_rule_fails_without_its_folders() {
     );
 
     // A future core joins by one entry; before its folder exists the rule fails.
-    let campaign = [Core {
-        dir: "src/campaign",
+    let rollout = [Core {
+        dir: "src/rollout",
         exempt: &[],
     }];
-    let problems = check_sans_io(root, &campaign);
+    let problems = check_sans_io(root, &rollout);
     assert!(
-        problems[0].contains("`src/campaign` is not a folder"),
+        problems[0].contains("`src/rollout` is not a folder"),
         "{problems:?}"
     );
     write(
         root,
-        "src/campaign/planner.rs",
+        "src/rollout/planner.rs",
         "//! Planner.\nfn f() { let _ = tokio::spawn(async {}); }\n",
     );
-    let problems = check_sans_io(root, &campaign);
+    let problems = check_sans_io(root, &rollout);
     assert_eq!(named(&problems), ["tokio::spawn"]);
 }
 
