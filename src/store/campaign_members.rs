@@ -712,54 +712,68 @@ impl<'a, C: ConnectionTrait> MemberStore<'a, C> {
         now: DateTime<Utc>,
     ) -> Result<(), StoreError> {
         use campaign_member::Column;
-        let Some(m) = campaign_member::Entity::find()
-            .filter(Column::JobId.eq(job_id))
-            .one(self.db)
-            .await?
-        else {
+        // Compare-and-set on the state read: an operator's bulk move (exclusion, cancel) in
+        // between makes the update miss, and the member is read again.
+        for _ in 0..8 {
+            let Some(m) = campaign_member::Entity::find()
+                .filter(Column::JobId.eq(job_id))
+                .one(self.db)
+                .await?
+            else {
+                return Ok(());
+            };
+            let member = to_member(m)?;
+            let excluded = member.state == MemberState::Excluded;
+            let new_state = if excluded {
+                MemberState::Excluded
+            } else {
+                MemberState::Job(to)
+            };
+            let moved = campaign_member::Entity::update_many()
+                .col_expr(Column::State, Expr::value(new_state.as_str()))
+                .col_expr(
+                    Column::ResultCode,
+                    Expr::value(result_code.map(|c| c as i32)),
+                )
+                .col_expr(
+                    Column::Failure,
+                    Expr::value(failure.map(|f| f.chars().take(500).collect::<String>())),
+                )
+                .col_expr(
+                    Column::FinishedAt,
+                    Expr::value(to.is_final().then_some(now)),
+                )
+                .filter(Column::CampaignId.eq(member.campaign_id))
+                .filter(Column::DeviceId.eq(member.device_id.as_str()))
+                .filter(Column::State.eq(member.state.as_str()))
+                .exec(self.db)
+                .await?
+                .rows_affected;
+            if moved == 0 {
+                continue;
+            }
+            if !excluded {
+                self.shift(
+                    member.campaign_id,
+                    member.wave,
+                    &member.cohort,
+                    member.state,
+                    new_state,
+                    1,
+                )
+                .await?;
+            }
             return Ok(());
-        };
-        let member = to_member(m)?;
-        let excluded = member.state == MemberState::Excluded;
-        let new_state = if excluded {
-            MemberState::Excluded
-        } else {
-            MemberState::Job(to)
-        };
-        campaign_member::Entity::update_many()
-            .col_expr(Column::State, Expr::value(new_state.as_str()))
-            .col_expr(
-                Column::ResultCode,
-                Expr::value(result_code.map(|c| c as i32)),
-            )
-            .col_expr(
-                Column::Failure,
-                Expr::value(failure.map(|f| f.chars().take(500).collect::<String>())),
-            )
-            .col_expr(
-                Column::FinishedAt,
-                Expr::value(to.is_final().then_some(now)),
-            )
-            .filter(Column::CampaignId.eq(member.campaign_id))
-            .filter(Column::DeviceId.eq(member.device_id.as_str()))
-            .exec(self.db)
-            .await?;
-        if !excluded {
-            self.shift(
-                member.campaign_id,
-                member.wave,
-                &member.cohort,
-                member.state,
-                new_state,
-                1,
-            )
-            .await?;
         }
-        Ok(())
+        Err(StoreError::Conflict(format!(
+            "the campaign member of update job {job_id} kept changing"
+        )))
     }
 
-    /// Moves every member matching `which` from its state to `to` (counts included), a state
-    /// at a time from the stored counts. Returns how many moved.
+    /// Moves every member matching `which` from its state to `to` (counts included), one
+    /// (wave, cohort, state) at a time as the stored counts list them, each update counted by
+    /// the rows it moved; passes repeat while members that match are left (a job's step may
+    /// have moved one between the counts read and the update). Returns how many moved.
     async fn move_all(
         &self,
         campaign_id: i64,
@@ -768,48 +782,48 @@ impl<'a, C: ConnectionTrait> MemberStore<'a, C> {
         exclusion: Option<&str>,
     ) -> Result<u64, StoreError> {
         use campaign_member::Column;
-        let tally = self.tally(campaign_id).await?;
         let mut moved = 0;
-        for (wave, cohort, state, n) in tally.iter().filter(|(w, c, s, _)| which(*w, c, *s)) {
-            if state == to {
-                continue;
+        for _ in 0..8 {
+            let tally = self.tally(campaign_id).await?;
+            let todo: Vec<(Option<u32>, Cohort, MemberState)> = tally
+                .iter()
+                .filter(|(w, c, s, _)| *s != to && which(*w, c, *s))
+                .map(|(w, c, s, _)| (w, c.clone(), s))
+                .collect();
+            if todo.is_empty() {
+                return Ok(moved);
             }
-            let mut update = campaign_member::Entity::update_many()
-                .col_expr(Column::State, Expr::value(to.as_str()))
-                .filter(Column::CampaignId.eq(campaign_id))
-                .filter(Column::Manufacturer.eq(cohort.manufacturer.as_str()))
-                .filter(Column::Model.eq(cohort.model.as_str()))
-                .filter(Column::Version.eq(cohort.version.as_str()))
-                .filter(Column::State.eq(state.as_str()));
-            update = match wave {
-                Some(w) => update.filter(Column::Wave.eq(w as i32)),
-                None => update.filter(Column::Wave.is_null()),
-            };
-            if let Some(why) = exclusion {
-                update = update
-                    .col_expr(Column::Exclusion, Expr::value(why))
-                    .col_expr(Column::Active, Expr::value(false));
+            for (wave, cohort, state) in todo {
+                let mut update = campaign_member::Entity::update_many()
+                    .col_expr(Column::State, Expr::value(to.as_str()))
+                    .filter(Column::CampaignId.eq(campaign_id))
+                    .filter(Column::Manufacturer.eq(cohort.manufacturer.as_str()))
+                    .filter(Column::Model.eq(cohort.model.as_str()))
+                    .filter(Column::Version.eq(cohort.version.as_str()))
+                    .filter(Column::State.eq(state.as_str()));
+                update = match wave {
+                    Some(w) => update.filter(Column::Wave.eq(w as i32)),
+                    None => update.filter(Column::Wave.is_null()),
+                };
+                if let Some(why) = exclusion {
+                    update = update
+                        .col_expr(Column::Exclusion, Expr::value(why))
+                        .col_expr(Column::Active, Expr::value(false));
+                }
+                if to == MemberState::Planned {
+                    update = update
+                        .col_expr(Column::Exclusion, Expr::value(Option::<String>::None))
+                        .col_expr(Column::Active, Expr::value(true));
+                }
+                let rows = update.exec(self.db).await?.rows_affected;
+                self.shift(campaign_id, wave, &cohort, state, to, rows)
+                    .await?;
+                moved += rows;
             }
-            if to == MemberState::Planned {
-                update = update
-                    .col_expr(Column::Exclusion, Expr::value(Option::<String>::None))
-                    .col_expr(Column::Active, Expr::value(true));
-            }
-            let rows = update.exec(self.db).await?.rows_affected;
-            if rows != n {
-                return Err(StoreError::Corrupt(format!(
-                    "campaign {campaign_id}: {rows} members were {} in wave {wave:?} of {} {} {}, the counts said {n}",
-                    state.as_str(),
-                    cohort.manufacturer,
-                    cohort.model,
-                    cohort.version
-                )));
-            }
-            self.shift(campaign_id, wave, cohort, state, to, rows)
-                .await?;
-            moved += rows;
         }
-        Ok(moved)
+        Err(StoreError::Conflict(format!(
+            "campaign {campaign_id}: its members kept changing during a bulk move"
+        )))
     }
 
     /// An operator excludes a cohort: its members leave the campaign (and every ratio), the
