@@ -86,6 +86,13 @@ enum Events {
 }
 
 #[derive(DeriveIden)]
+enum Devices {
+    Table,
+    Id,
+    UpdatedAt,
+}
+
+#[derive(DeriveIden)]
 enum UpdateJobs {
     Table,
     CampaignId,
@@ -293,6 +300,17 @@ impl MigrationTrait for Migration {
             )
             .await?;
 
+        // Dynamic campaigns scan the devices changed since their cursor.
+        manager
+            .create_index(
+                Index::create()
+                    .name("idx_devices_updated")
+                    .table(Devices::Table)
+                    .col(Devices::UpdatedAt)
+                    .col(Devices::Id)
+                    .to_owned(),
+            )
+            .await?;
         manager
             .alter_table(
                 Table::alter()
@@ -313,6 +331,14 @@ impl MigrationTrait for Migration {
     }
 
     async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        manager
+            .drop_index(
+                Index::drop()
+                    .name("idx_devices_updated")
+                    .table(Devices::Table)
+                    .to_owned(),
+            )
+            .await?;
         manager
             .drop_index(
                 Index::drop()

@@ -95,6 +95,10 @@ pub struct Machine {
     pub acknowledged: Vec<Acknowledged>,
     pub started_at_ms: Option<i64>,
     pub finished_at_ms: Option<i64>,
+    /// Dynamic membership: how far the scan for devices that match later has gone (a device's
+    /// `updated_at` in milliseconds and its id).
+    #[serde(default)]
+    pub membership_cursor: Option<(i64, String)>,
 }
 
 /// Why an operator action is refused.
@@ -124,6 +128,7 @@ impl Machine {
             acknowledged: Vec::new(),
             started_at_ms: None,
             finished_at_ms: None,
+            membership_cursor: None,
         }
     }
 

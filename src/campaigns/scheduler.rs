@@ -62,8 +62,13 @@ impl Campaigns {
         now: DateTime<Utc>,
     ) -> Result<(), StoreError> {
         let id = record.id;
-        let spec = &record.spec;
+        let mut record = record;
         let members = tx.members();
+        if record.spec.membership == crate::campaign::Membership::Dynamic {
+            self.join_new_members(tx, &mut record, now).await?;
+        }
+        let record = record;
+        let spec = &record.spec;
         let tally = members.tally(id).await?;
         let current = record.machine.current_wave;
 
@@ -250,6 +255,105 @@ impl Campaigns {
                 "campaign ticked"
             );
         }
+        Ok(())
+    }
+}
+
+impl Campaigns {
+    /// Dynamic membership: devices that match the selector after the campaign was created
+    /// (newly provisioned, or changed) join its current wave, a bounded batch per tick; a
+    /// cohort seen for the first time gets its builds queued.
+    async fn join_new_members(
+        &self,
+        tx: &Tx,
+        record: &mut CampaignRecord,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        let id = record.id;
+        let wave = record.machine.current_wave;
+        let cursor = record
+            .machine
+            .membership_cursor
+            .clone()
+            .unwrap_or((record.created_at.timestamp_millis(), String::new()));
+        let (joined, next) = tx
+            .members()
+            .join_since(
+                id,
+                &record.spec.selector,
+                &record.spec.targets,
+                wave,
+                &cursor,
+                self.config.batch as u64,
+            )
+            .await?;
+        // A scan that reached the end moves the cursor to a minute ago: rows committed late
+        // with an earlier time are still seen, and members are never added twice.
+        let settled = (now - chrono::Duration::seconds(60)).timestamp_millis();
+        record.machine.membership_cursor = Some(match next {
+            Some(c) => c,
+            None if settled > cursor.0 => (settled, String::new()),
+            None => cursor,
+        });
+        if joined.is_empty() {
+            return Ok(());
+        }
+        let known: Vec<crate::campaign::Cohort> = tx
+            .members()
+            .cohorts(id)
+            .await?
+            .into_iter()
+            .map(|c| c.cohort)
+            .collect();
+        let mut added = 0u64;
+        let mut fresh: Vec<crate::campaign::Cohort> = Vec::new();
+        for (w, cohort, _) in &joined {
+            if w.is_none() {
+                continue;
+            }
+            added += 1;
+            if !known.contains(cohort) && !fresh.contains(cohort) {
+                fresh.push(cohort.clone());
+            }
+        }
+        if let Some(w) = record.machine.waves.get_mut(wave as usize) {
+            w.size += added;
+        }
+        for cohort in fresh {
+            let target = record
+                .spec
+                .target_for(
+                    Some(&cohort.manufacturer)
+                        .filter(|m| !m.is_empty())
+                        .map(String::as_str),
+                    Some(&cohort.model),
+                )
+                .cloned();
+            let tally = tx.members().tally(id).await?;
+            tx.members()
+                .insert_cohorts(
+                    id,
+                    &tally,
+                    &[(cohort.clone(), target.as_ref().map(|t| t.firmware_id))],
+                )
+                .await?;
+            if let Some(target) = target {
+                packages::queue_builds(tx, id, &target, &cohort, &self.build_format, now).await?;
+            }
+        }
+        tx.campaigns()
+            .log(
+                "campaign.members_joined",
+                Some(id),
+                None,
+                &format!(
+                    "{} devices joined, {added} of them into wave {wave}",
+                    joined.len()
+                ),
+                serde_json::json!({"joined": joined.len(), "eligible": added, "wave": wave}),
+                now,
+            )
+            .await?;
         Ok(())
     }
 }

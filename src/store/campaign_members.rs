@@ -238,6 +238,116 @@ impl<'a, C: ConnectionTrait> MemberStore<'a, C> {
         Ok((selected, eligible))
     }
 
+    /// Dynamic membership: devices the selector selects that changed after `cursor` (their
+    /// `updated_at`, then id) and are not members yet join, eligible ones in `wave`; at most
+    /// `limit` per call. Returns who joined and how far the scan went (`None`: it reached the
+    /// end, so the caller may move the cursor up to about now).
+    pub async fn join_since(
+        &self,
+        campaign_id: i64,
+        selector: &Selector,
+        targets: &[Target],
+        wave: u32,
+        cursor: &(i64, String),
+        limit: u64,
+    ) -> Result<
+        (
+            Vec<(Option<u32>, Cohort, MemberState)>,
+            Option<(i64, String)>,
+        ),
+        StoreError,
+    > {
+        let col = |c: device::Column| Expr::col((device::Entity, c));
+        let since = DateTime::from_timestamp_millis(cursor.0).unwrap_or_default();
+        let mut q = selection(selector, targets);
+        q.expr_as(col(device::Column::UpdatedAt), Alias::new("upd"))
+            .cond_where(
+                Condition::any()
+                    .add(col(device::Column::UpdatedAt).gt(since))
+                    .add(
+                        Condition::all()
+                            .add(col(device::Column::UpdatedAt).eq(since))
+                            .add(col(device::Column::Id).gt(cursor.1.as_str())),
+                    ),
+            )
+            .cond_where(
+                Expr::exists(
+                    Query::select()
+                        .expr(Expr::val(1))
+                        .from(campaign_member::Entity)
+                        .and_where(
+                            Expr::col((campaign_member::Entity, campaign_member::Column::DeviceId))
+                                .equals((device::Entity, device::Column::Id)),
+                        )
+                        .and_where(
+                            Expr::col((
+                                campaign_member::Entity,
+                                campaign_member::Column::CampaignId,
+                            ))
+                            .eq(campaign_id),
+                        )
+                        .to_owned(),
+                )
+                .not(),
+            )
+            .order_by(
+                (device::Entity, device::Column::UpdatedAt),
+                sea_orm::Order::Asc,
+            )
+            .order_by((device::Entity, device::Column::Id), sea_orm::Order::Asc)
+            .limit(limit);
+        let rows = self.db.query_all(&q).await?;
+        let full = rows.len() as u64 == limit;
+        let mut joined = Vec::new();
+        let mut last = None;
+        for (i, r) in rows.into_iter().enumerate() {
+            let id: String = r.try_get("", "id")?;
+            let cohort = Cohort {
+                manufacturer: r.try_get("", "man")?,
+                model: r.try_get("", "model")?,
+                version: r.try_get("", "ver")?,
+            };
+            let excl: Option<String> = r.try_get("", "excl")?;
+            let upd: DateTime<Utc> = r.try_get("", "upd")?;
+            let (wave, state) = match excl {
+                None => (Some(wave), MemberState::Planned),
+                Some(_) => (None, MemberState::Excluded),
+            };
+            let row = campaign_member::ActiveModel {
+                campaign_id: Set(campaign_id),
+                device_id: Set(id.clone()),
+                wave: Set(wave.map(|w| w as i32)),
+                // After every member ranked at creation, in the order they joined.
+                rank: Set(upd.timestamp_millis().saturating_mul(1000) + i as i64),
+                manufacturer: Set(cohort.manufacturer.clone()),
+                model: Set(cohort.model.clone()),
+                version: Set(cohort.version.clone()),
+                timezone: Set(r.try_get("", "tz")?),
+                target_firmware_id: Set(r.try_get("", "target")?),
+                state: Set(state.as_str().to_owned()),
+                exclusion: Set(excl.clone()),
+                active: Set(excl.is_none()),
+                job_id: Set(None),
+                result_code: Set(None),
+                failure: Set(None),
+                started_at: Set(None),
+                finished_at: Set(None),
+            };
+            // A device claimed by another campaign in the meantime is skipped (the unique
+            // index), never an error that would abort the tick.
+            let inserted = campaign_member::Entity::insert(row)
+                .on_conflict(OnConflict::new().do_nothing().to_owned())
+                .exec_without_returning(self.db)
+                .await?;
+            if inserted == 1 {
+                self.bump(campaign_id, wave, &cohort, state, 1).await?;
+                joined.push((wave, cohort, state));
+            }
+            last = Some((upd.timestamp_millis(), id));
+        }
+        Ok((joined, if full { last } else { None }))
+    }
+
     /// The selection grouped by cohort, target and exclusion, writing nothing.
     pub async fn preview(
         &self,

@@ -259,7 +259,7 @@ async fn bad_campaigns_are_refused_with_the_field_named_and_viewers_only_read() 
             json!({"schedule": {"windows": [{"start": "25:00", "end": "01:00"}]}}),
             "schedule.windows.start",
         ),
-        (json!({"membership": "dynamic"}), "membership"),
+        (json!({"membership": "sometimes"}), "membership"),
     ] {
         let mut b = body(v2);
         for (k, v) in patch.as_object().unwrap() {
@@ -407,4 +407,99 @@ async fn devices_start_only_inside_their_local_window() {
         let in_tokyo = device["timezone"] == "Asia/Tokyo";
         assert_eq!(m["state"] != "planned", in_tokyo, "{m} {device}");
     }
+}
+
+/// A dynamic campaign takes in a device provisioned after its creation, in its current wave;
+/// a static one does not.
+#[tokio::test]
+async fn devices_that_match_later_join_a_dynamic_campaign() {
+    let app = spawn_app_with(|c| {
+        configured(c);
+        c.campaigns.tick_ms = 100;
+    })
+    .await;
+    let v2 = fleet(&app).await;
+    let tagged = |dev_id: &str| {
+        json!({
+            "dev_id": dev_id,
+            "client": {"type": "md5", "name": dev_id, "secret": "s"},
+            "server": {"type": "md5", "name": "updraft", "secret": "t"},
+            "inventory": {"manufacturer": "Acme", "model": "M-1", "fw_version": "1.0"},
+            "tags": {"ring": "dyn"},
+        })
+    };
+    for dev_id in ["IMEI:601", "IMEI:602"] {
+        let res = app
+            .admin(Method::POST, "/api/v1/devices")
+            .json(&tagged(dev_id))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), StatusCode::CREATED);
+    }
+    let mut ids = Vec::new();
+    for membership in ["dynamic", "static"] {
+        let mut b = body(v2);
+        b["name"] = json!(membership);
+        b["selector"] = json!({"tags": {"ring": "dyn"}});
+        b["waves"] = json!([{"size": "100%"}]);
+        b["membership"] = json!(membership);
+        b["start"] = json!(true);
+        let res = app
+            .admin(Method::POST, "/api/v1/campaigns")
+            .json(&b)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), StatusCode::CREATED);
+        ids.push(res.json::<Value>().await.unwrap()["id"].as_i64().unwrap());
+    }
+    let res = app
+        .admin(Method::POST, "/api/v1/devices")
+        .json(&tagged("IMEI:603"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::CREATED);
+    let late = res.json::<Value>().await.unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let dynamic = crate::helpers::wait_for(
+        "the late device to join",
+        Duration::from_secs(60),
+        || async {
+            let c = get_json(&app, &format!("/api/v1/campaigns/{}", ids[0])).await;
+            if c["selected"] == 3 {
+                Ok(c)
+            } else {
+                Err(c["counts"].to_string())
+            }
+        },
+    )
+    .await;
+    assert_eq!(dynamic["waves"][0]["size"], 3, "{dynamic}");
+    let members = get_json(&app, &format!("/api/v1/campaigns/{}/devices", ids[0])).await;
+    let joined = members["devices"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["device_id"] == late.as_str())
+        .cloned()
+        .unwrap();
+    assert_eq!(joined["wave"], 0, "{joined}");
+    let events = get_json(&app, &format!("/api/v1/campaigns/{}/events", ids[0])).await;
+    assert!(
+        events
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["kind"] == "campaign.members_joined"),
+        "{events}"
+    );
+    // The static campaign: its two devices were taken by the dynamic one first (busy), and
+    // the late device never joins it.
+    let fixed = get_json(&app, &format!("/api/v1/campaigns/{}", ids[1])).await;
+    assert_eq!(fixed["selected"], 2, "{fixed}");
+    assert_eq!(fixed["exclusions"], json!({"busy": 2}), "{fixed}");
 }

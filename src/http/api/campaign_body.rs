@@ -118,7 +118,8 @@ pub struct CampaignBody {
     pub device_deadline_secs: Option<u64>,
     /// `url`, `inline` or `auto` (default).
     pub delivery: Option<String>,
-    /// `static` (the default, and the only kind for now): the devices selected at creation.
+    /// `static` (default): the devices selected at creation. `dynamic`: devices that match
+    /// later (newly provisioned, or changed) join the current wave.
     pub membership: Option<String>,
     /// Start at once instead of creating a draft.
     #[serde(default)]
@@ -202,12 +203,7 @@ impl CampaignBody {
         };
         let membership = match self.membership.as_deref().unwrap_or("static") {
             "static" => campaign::Membership::Static,
-            "dynamic" => {
-                return Err(bad(
-                    "membership",
-                    "dynamic membership is not available yet: a campaign has the devices selected at its creation",
-                ));
-            }
+            "dynamic" => campaign::Membership::Dynamic,
             other => return Err(bad("membership", format!("{other:?}: static or dynamic"))),
         };
         self.selector.validate().map_err(|e| bad("selector", e))?;
