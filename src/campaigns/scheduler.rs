@@ -26,6 +26,7 @@ impl Campaigns {
     pub async fn tick(&self, now: DateTime<Utc>) -> Result<usize, StoreError> {
         let mut ticked = 0;
         while ticked < CAMPAIGNS_PER_PASS {
+            let began = std::time::Instant::now();
             let tx = self.store.begin().await?;
             let Some(record) = tx.campaigns().claim_due(now).await? else {
                 tx.rollback().await?;
@@ -49,6 +50,11 @@ impl Campaigns {
                 continue;
             }
             tx.commit().await?;
+            tracing::debug!(
+                campaign.id = id,
+                duration_ms = began.elapsed().as_secs_f64() * 1000.0,
+                "campaign tick"
+            );
             ticked += 1;
         }
         Ok(ticked)
