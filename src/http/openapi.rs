@@ -133,6 +133,7 @@ use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
         super::api::CohortRefBody,
         super::api::CohortKey,
         super::api::CohortView,
+        super::api::CohortBuildView,
         super::api::CohortPackageView,
         super::api::MemberView,
         super::api::MemberPage,

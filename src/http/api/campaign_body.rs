@@ -408,9 +408,22 @@ pub struct CohortView {
     pub excluded: u64,
     pub success_ratio: Option<f64>,
     pub failure_ratio: Option<f64>,
+    /// The package its devices get, once it exists (their start waits for it).
     pub package_id: Option<i64>,
     pub full_build_id: Option<i64>,
     pub delta_build_id: Option<i64>,
+    /// The cohort's builds with their state and last error: build failures show here.
+    pub builds: Vec<CohortBuildView>,
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct CohortBuildView {
+    pub id: i64,
+    /// `full` or `delta`.
+    pub kind: String,
+    /// `queued`, `running`, `succeeded` or `failed`.
+    pub state: String,
+    pub error: Option<String>,
 }
 
 #[derive(Serialize, utoipa::ToSchema)]

@@ -8,8 +8,8 @@ use actix_web::{HttpResponse, get, patch, post, web};
 use serde::Deserialize;
 
 use super::campaign_body::{
-    CampaignBody, CampaignPage, CampaignPatchBody, CampaignView, CohortView, MemberPage,
-    MemberView, PreviewView, RetriesBody, TargetView, WaveView, policy,
+    CampaignBody, CampaignPage, CampaignPatchBody, CampaignView, CohortBuildView, CohortView,
+    MemberPage, MemberView, PreviewView, RetriesBody, TargetView, WaveView, policy,
 };
 use crate::access::Role;
 use crate::campaign::{CampaignState, MemberState};
@@ -66,10 +66,18 @@ pub(super) async fn view(state: &AppState, r: CampaignRecord) -> Result<Campaign
             counts: counts_of(&|wave| wave == Some(i as u32)),
         })
         .collect();
-    let cohorts = store
-        .members()
-        .cohorts(r.id)
-        .await?
+    let records = store.members().cohorts(r.id).await?;
+    let mut builds = BTreeMap::new();
+    for c in &records {
+        for (kind, id) in [("full", c.full_job_id), ("delta", c.delta_job_id)] {
+            if let Some(id) = id
+                && let Some(job) = store.packages().job(id).await?
+            {
+                builds.insert(id, (kind, job));
+            }
+        }
+    }
+    let cohorts = records
         .into_iter()
         .map(|c| {
             let v = tally.cohort_verdicts(&c.cohort);
@@ -96,6 +104,17 @@ pub(super) async fn view(state: &AppState, r: CampaignRecord) -> Result<Campaign
                 package_id: c.package_id,
                 full_build_id: c.full_job_id,
                 delta_build_id: c.delta_job_id,
+                builds: [c.full_job_id, c.delta_job_id]
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|id| builds.get(&id))
+                    .map(|(kind, job)| CohortBuildView {
+                        id: job.id,
+                        kind: (*kind).to_owned(),
+                        state: job.state.as_str().to_owned(),
+                        error: job.error.clone(),
+                    })
+                    .collect(),
             }
         })
         .collect();

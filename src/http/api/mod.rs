@@ -17,10 +17,10 @@ mod whoami;
 use actix_web::web;
 
 pub(super) use campaign_body::{
-    CampaignBody, CampaignPage, CampaignPatchBody, CampaignView, CohortKey, CohortRefBody,
-    CohortView, MemberPage, MemberView, PackageView as CohortPackageView, PauseReasonView,
-    PolicyBody, PreviewCohortView, PreviewView, PreviewWaveView, RetriesBody, ScheduleBody,
-    TargetView, WaveBody, WaveView, WindowBody,
+    CampaignBody, CampaignPage, CampaignPatchBody, CampaignView, CohortBuildView, CohortKey,
+    CohortRefBody, CohortView, MemberPage, MemberView, PackageView as CohortPackageView,
+    PauseReasonView, PolicyBody, PreviewCohortView, PreviewView, PreviewWaveView, RetriesBody,
+    ScheduleBody, TargetView, WaveBody, WaveView, WindowBody,
 };
 pub(super) use campaigns::{
     __path_campaign_devices, __path_campaign_events, __path_cancel_campaign,
