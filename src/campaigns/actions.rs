@@ -50,9 +50,7 @@ impl Campaigns {
         &self,
         tx: Tx,
         record: &CampaignRecord,
-        kind: &str,
-        message: String,
-        data: serde_json::Value,
+        (kind, message, data): (&str, String, serde_json::Value),
         wake: bool,
         now: DateTime<Utc>,
     ) -> Result<(), CampaignError> {
@@ -82,9 +80,11 @@ impl Campaigns {
         self.finish(
             tx,
             &r,
-            "campaign.scheduled",
-            format!("started by {by}"),
-            serde_json::json!({"by": by}),
+            (
+                "campaign.scheduled",
+                format!("started by {by}"),
+                serde_json::json!({"by": by}),
+            ),
             true,
             now,
         )
@@ -99,9 +99,11 @@ impl Campaigns {
         self.finish(
             tx,
             &r,
-            "campaign.paused",
-            reason.message.clone(),
-            serde_json::to_value(&reason).unwrap_or_default(),
+            (
+                "campaign.paused",
+                reason.message.clone(),
+                serde_json::to_value(&reason).unwrap_or_default(),
+            ),
             false,
             now,
         )
@@ -116,9 +118,11 @@ impl Campaigns {
         self.finish(
             tx,
             &r,
-            "campaign.resumed",
-            format!("resumed by {by}"),
-            serde_json::json!({"by": by}),
+            (
+                "campaign.resumed",
+                format!("resumed by {by}"),
+                serde_json::json!({"by": by}),
+            ),
             true,
             now,
         )
@@ -139,15 +143,7 @@ impl Campaigns {
             }
         }
         tx.members().release(id).await?;
-        self.finish(
-            tx,
-            &r,
-            "campaign.cancelled",
-            format!("cancelled by {by}: {planned} devices not started, {cancelled_jobs} jobs not yet sent"),
-            serde_json::json!({"by": by, "not_started": planned, "jobs_cancelled": cancelled_jobs}),
-            false,
-            now,
-        )
+        self.finish(tx, &r, ("campaign.cancelled", format!("cancelled by {by}: {planned} devices not started, {cancelled_jobs} jobs not yet sent"), serde_json::json!({"by": by, "not_started": planned, "jobs_cancelled": cancelled_jobs})), false, now)
         .await
     }
 
@@ -165,9 +161,11 @@ impl Campaigns {
         self.finish(
             tx,
             &r,
-            "campaign.retrying",
-            format!("{n} failed devices planned again by {by}"),
-            serde_json::json!({"by": by, "devices": n}),
+            (
+                "campaign.retrying",
+                format!("{n} failed devices planned again by {by}"),
+                serde_json::json!({"by": by, "devices": n}),
+            ),
             true,
             now,
         )
@@ -215,17 +213,19 @@ impl Campaigns {
         self.finish(
             tx,
             &r,
-            "campaign.edited",
-            format!(
-                "edited by {by}: {} cohorts excluded{}",
-                excluded.len(),
-                if patch.policy.is_some() {
-                    ", policy changed"
-                } else {
-                    ""
-                }
+            (
+                "campaign.edited",
+                format!(
+                    "edited by {by}: {} cohorts excluded{}",
+                    excluded.len(),
+                    if patch.policy.is_some() {
+                        ", policy changed"
+                    } else {
+                        ""
+                    }
+                ),
+                serde_json::json!({"by": by, "excluded": excluded, "policy": patch.policy}),
             ),
-            serde_json::json!({"by": by, "excluded": excluded, "policy": patch.policy}),
             false,
             now,
         )

@@ -221,9 +221,10 @@ impl Campaigns {
                 members.exclude_planned(c, id, exclusion::NO_TARGET).await?;
                 continue;
             };
-            if !firmware_cache.contains_key(&target.firmware_id) {
-                let fw = tx.firmware().get(target.firmware_id).await?;
-                firmware_cache.insert(target.firmware_id, fw);
+            if let std::collections::btree_map::Entry::Vacant(slot) =
+                firmware_cache.entry(target.firmware_id)
+            {
+                slot.insert(tx.firmware().get(target.firmware_id).await?);
             }
             let Some(Some(firmware)) = firmware_cache.get(&target.firmware_id) else {
                 members.exclude_planned(c, id, exclusion::NO_TARGET).await?;

@@ -121,9 +121,7 @@ async fn a_campaign_pauses_on_a_failing_cohort_and_succeeds_once_it_is_excluded(
     let fleet_arg = fleet_path.to_str().unwrap();
     let mut sim = Simulator(
         std::process::Command::new(env!("CARGO_BIN_EXE_updraft"))
-            .args([
-                "simulate", "--server", &url, "--fleet", &fleet_arg, "--json",
-            ])
+            .args(["simulate", "--server", &url, "--fleet", fleet_arg, "--json"])
             .args(["--provision", "--api-url", &api, "--token", &token])
             .args(["--push-listen", &push, "--duration-secs", "900"])
             .stdout(std::process::Stdio::null())
