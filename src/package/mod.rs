@@ -14,6 +14,7 @@ pub mod delta;
 pub mod error;
 pub mod format;
 pub mod manifest;
+pub mod manifest_bin;
 pub mod progress;
 pub mod signing;
 pub mod verify;
