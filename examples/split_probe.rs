@@ -139,6 +139,107 @@ fn main() {
         }
         return;
     }
+    if args.get(3).is_some_and(|a| a == "cut") {
+        let e = 9 | 0x8000_0000;
+        for t in [128usize, 256, 512] {
+            let (mut kept, mut side) = (Vec::new(), Vec::new());
+            let d = &patch.diff;
+            let (mut i, mut last) = (0, 0usize);
+            while i < d.len() {
+                if d[i] != 0 {
+                    kept.push(d[i]);
+                    i += 1;
+                    continue;
+                }
+                let z = d[i..].iter().take_while(|&&b| b == 0).count();
+                if z >= t {
+                    let cut = (z - t / 2) / 8 * 8;
+                    write_varint(&mut side, (kept.len() - last) as u64);
+                    write_varint(&mut side, (cut / 8) as u64);
+                    kept.resize(kept.len() + z - cut, 0);
+                    last = kept.len();
+                } else {
+                    kept.resize(kept.len() + z, 0);
+                }
+                i += z;
+            }
+            if std::env::var("GRID").is_ok() {
+                for (lc, lp, pb) in [
+                    (0, 0, 2),
+                    (0, 1, 1),
+                    (1, 1, 1),
+                    (0, 0, 1),
+                    (0, 2, 2),
+                    (1, 0, 2),
+                    (0, 0, 3),
+                ] {
+                    println!(
+                        "  t{t} lc{lc} lp{lp} pb{pb}: {}",
+                        lzma(&kept, e, lc, lp, pb, None)
+                    );
+                }
+            }
+            let t0 = std::time::Instant::now();
+            let a = lzma(&kept, e, 0, 0, 2, None);
+            let ta = t0.elapsed().as_secs_f64();
+            let b = lzma(&side, e, 0, 0, 0, None);
+            println!(
+                "cut>={t}: kept {} -> {a} ({ta:.2}s), side {} -> {b}, total {}",
+                kept.len(),
+                side.len(),
+                a + b
+            );
+        }
+        return;
+    }
+    if args.get(3).is_some_and(|a| a == "zrc") {
+        let mut coded = Vec::new();
+        let mut i = 0;
+        let d = &patch.diff;
+        while i < d.len() {
+            let z = d[i..].iter().take_while(|&&b| b == 0).count();
+            let l = d[i + z..].iter().take_while(|&&b| b != 0).count();
+            write_varint(&mut coded, z as u64);
+            write_varint(&mut coded, l as u64);
+            coded.extend_from_slice(&d[i + z..i + z + l]);
+            i += z + l;
+        }
+        let e = 9 | 0x8000_0000;
+        for (lc, lp, pb) in [
+            (2, 0, 0),
+            (0, 0, 0),
+            (1, 0, 0),
+            (3, 0, 0),
+            (4, 0, 0),
+            (2, 1, 0),
+        ] {
+            let t = std::time::Instant::now();
+            let n = lzma(&coded, e, lc, lp, pb, None);
+            println!(
+                "zrc diff lc{lc} lp{lp} pb{pb}: {n:>9} {:.2}s",
+                t.elapsed().as_secs_f64()
+            );
+        }
+        for (lc, lp, pb) in [
+            (3, 0, 2),
+            (0, 0, 0),
+            (4, 0, 0),
+            (1, 0, 0),
+            (2, 0, 0),
+            (3, 0, 0),
+        ] {
+            let n = lzma(&patch.extra, e, lc, lp, pb, None);
+            println!("extra 9e lc{lc} lp{lp} pb{pb}: {n:>9}");
+        }
+        for (lc, lp, pb) in [(0, 0, 2), (0, 0, 0), (1, 0, 0), (3, 0, 0), (1, 1, 1)] {
+            let n = lzma(&ctrl, e, lc, lp, pb, None);
+            println!("ctrl 9e lc{lc} lp{lp} pb{pb}: {n:>9}");
+        }
+        let cols =
+            lzma(&cm, e, 0, 0, 0, None) + lzma(&cc, e, 0, 0, 0, None) + lzma(&cs, e, 0, 0, 0, None);
+        println!("ctrl columnar 9e {cols}");
+        return;
+    }
     let cols =
         lzma(&cm, 6, 0, 0, 0, None) + lzma(&cc, 6, 0, 0, 0, None) + lzma(&cs, 6, 0, 0, 0, None);
     println!("ctrl columnar {cols}");
