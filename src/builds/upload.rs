@@ -16,8 +16,7 @@ use bytes::Bytes;
 use futures_util::Stream;
 use sha2::Digest;
 
-use crate::package::format::{HEADER_LEN, Header};
-use crate::package::signing::SIGNATURE_LEN;
+use crate::package::format::Header;
 use crate::package::{KeyRing, Manifest, PackageError, Policy, Sha256, read_manifest};
 use crate::store::{NewPackage, PackageOrigin};
 
@@ -62,17 +61,16 @@ impl PackageCheck {
 
     fn feed(&mut self, mut chunk: &[u8]) -> Result<(), PackageError> {
         if self.manifest.is_none() {
-            if self.head_len.is_none() {
-                let want = HEADER_LEN - self.head.len().min(HEADER_LEN);
-                let take = want.min(chunk.len());
-                self.head.extend_from_slice(&chunk[..take]);
-                chunk = &chunk[take..];
-                if self.head.len() < HEADER_LEN {
+            while self.head_len.is_none() {
+                // One byte at a time until the header is whole: it is at most 56 bytes.
+                let Some((&byte, rest)) = chunk.split_first() else {
                     return Ok(());
+                };
+                self.head.push(byte);
+                chunk = rest;
+                if let Some(header) = Header::parse(&self.head)? {
+                    self.head_len = Some(header.envelope_len());
                 }
-                let bytes: &[u8; HEADER_LEN] = self.head[..HEADER_LEN].try_into().expect("header");
-                let header = Header::parse(bytes)?;
-                self.head_len = Some(HEADER_LEN + header.manifest_len as usize + SIGNATURE_LEN);
             }
             let need = self.head_len.expect("set above");
             let take = (need - self.head.len()).min(chunk.len());
@@ -199,10 +197,48 @@ pub fn new_package(
         source_version: manifest.source.as_ref().map(|s| s.version.clone()),
         source_sha256: manifest.source.as_ref().map(|s| s.sha256.to_string()),
         encoding,
-        manifest: String::from_utf8(manifest.to_canonical_bytes()).expect("JSON is UTF-8"),
+        manifest: String::from_utf8(manifest.to_json()).expect("JSON is UTF-8"),
         blob_key,
         size,
         sha256,
         key_id: manifest.key_id.clone(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::package::SecretKey;
+
+    fn check(bytes: &[u8], piece: usize) -> Result<Manifest, PackageError> {
+        let keys = KeyRing::new([SecretKey::from_seed([42; 32]).public()]);
+        let mut check = PackageCheck::new(keys, 1_767_225_600);
+        for chunk in bytes.chunks(piece) {
+            check.feed(chunk)?;
+        }
+        check.finish()?;
+        Ok(check.manifest().expect("checked").clone())
+    }
+
+    #[test]
+    fn uploads_of_both_formats_are_checked_whatever_the_chunking() {
+        let v1 = hex::decode(include_str!("../package/testdata/tiny_package_v1.hex").trim())
+            .expect("hex");
+        let v2 =
+            hex::decode(include_str!("../package/testdata/tiny_package.hex").trim()).expect("hex");
+        for piece in [1, 7, 13, 4096] {
+            assert_eq!(check(&v1, piece).unwrap().format_version, 1);
+            assert_eq!(check(&v2, piece).unwrap().format_version, 2);
+            let mut bad = v2.clone();
+            bad[30] ^= 1; // the model, after the key id
+            assert!(matches!(
+                check(&bad, piece),
+                Err(PackageError::BadSignature)
+            ));
+            assert!(matches!(
+                check(&v2[..30], piece),
+                Err(PackageError::Truncated("manifest"))
+            ));
+        }
     }
 }

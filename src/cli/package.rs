@@ -478,8 +478,8 @@ fn inspect(path: &Path, json: bool) -> Result<(), Failure> {
     let image =
         |i: &package::ImageRef| format!("{} ({} bytes, sha256 {})", i.version, i.size, i.sha256);
     println!(
-        "package format  1 (manifest {} bytes, key id {})",
-        header.manifest_len, header.key_id
+        "package format  {} (manifest {} bytes, key id {})",
+        header.version, header.manifest_len, manifest.key_id
     );
     println!("manufacturer    {}", manifest.manufacturer);
     println!("model           {}", manifest.model);

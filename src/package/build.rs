@@ -190,12 +190,10 @@ fn seal(
         security_version: release.security_version,
     };
     manifest.validate()?;
-    let manifest_bytes = manifest.to_canonical_bytes();
-    let header = Header::for_manifest(&manifest_bytes, key_id);
+    let manifest_bytes = manifest.to_signed_bytes();
+    let header = Header::v2_for_manifest(&manifest_bytes);
     let signature = key.sign(&manifest_bytes);
-    let mut bytes = Vec::with_capacity(
-        crate::package::format::HEADER_LEN + manifest_bytes.len() + signature.len() + payload.len(),
-    );
+    let mut bytes = Vec::with_capacity(header.envelope_len() + payload.len());
     bytes.extend_from_slice(&header.to_bytes());
     bytes.extend_from_slice(&manifest_bytes);
     bytes.extend_from_slice(&signature);

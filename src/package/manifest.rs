@@ -1,6 +1,7 @@
-//! The signed manifest: what a package is for, and its canonical byte encoding.
+//! The signed manifest: what a package is for, and its canonical byte encodings.
 //!
-//! Canonical encoding: compact JSON (no whitespace) with the fields in the fixed order of
+//! Format version 2 signs the binary encoding of `manifest_bin.rs`. Format version 1
+//! signed canonical JSON, still read: compact JSON (no whitespace) with the fields in the fixed order of
 //! the structs below, produced by serde_json. Integers are JSON numbers (all below 2^53),
 //! digests are 64 lowercase hex characters, absent optional values are `null` (never
 //! omitted), times are unix seconds (UTC). Parsing is strict: unknown fields are rejected,
@@ -13,8 +14,8 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::package::compress::PayloadEncoding;
 
-/// Manifest format version written by this code.
-pub const MANIFEST_VERSION: u32 = 1;
+/// Manifest format version written by this code (the package format version).
+pub const MANIFEST_VERSION: u32 = 2;
 /// Longest text field (manufacturer, model, versions), in bytes.
 pub const MAX_TEXT: usize = 128;
 /// Largest size field; keeps every number exact in JSON and every offset in i64.
@@ -112,16 +113,47 @@ pub enum ManifestError {
 }
 
 impl Manifest {
-    /// The canonical bytes (what is signed).
-    pub fn to_canonical_bytes(&self) -> Vec<u8> {
+    /// The signed bytes of this manifest in its own format version: binary for 2,
+    /// canonical JSON for 1.
+    pub fn to_signed_bytes(&self) -> Vec<u8> {
+        if self.format_version == 1 {
+            self.to_json()
+        } else {
+            crate::package::manifest_bin::encode(self)
+        }
+    }
+
+    /// Compact JSON, the canonical bytes of format version 1 and what the API shows for
+    /// every version.
+    pub fn to_json(&self) -> Vec<u8> {
         serde_json::to_vec(self).expect("a manifest always serializes")
     }
 
-    /// Parses canonical bytes strictly and checks field rules.
-    pub fn from_canonical_bytes(bytes: &[u8]) -> Result<Self, ManifestError> {
-        let manifest: Self =
-            serde_json::from_slice(bytes).map_err(|e| ManifestError::Syntax(e.to_string()))?;
-        if manifest.to_canonical_bytes() != bytes {
+    /// Parses the signed bytes of a package of format `version` strictly (one byte form
+    /// only) and checks the field rules, including that the manifest's own format version
+    /// is the package's.
+    pub fn from_signed_bytes(version: u16, bytes: &[u8]) -> Result<Self, ManifestError> {
+        let manifest = if version == 1 {
+            let m: Self =
+                serde_json::from_slice(bytes).map_err(|e| ManifestError::Syntax(e.to_string()))?;
+            if m.format_version != 1 {
+                return Err(ManifestError::Field {
+                    field: "format_version",
+                    why: "differs from the package's format version",
+                });
+            }
+            m
+        } else {
+            let m = crate::package::manifest_bin::decode(bytes)?;
+            if m.format_version != u32::from(version) {
+                return Err(ManifestError::Field {
+                    field: "format_version",
+                    why: "differs from the package's format version",
+                });
+            }
+            m
+        };
+        if manifest.to_signed_bytes() != bytes {
             return Err(ManifestError::NotCanonical);
         }
         manifest.validate()?;
@@ -131,7 +163,7 @@ impl Manifest {
     /// Field rules that serde cannot express.
     pub fn validate(&self) -> Result<(), ManifestError> {
         let bad = |field, why| Err(ManifestError::Field { field, why });
-        if self.format_version != MANIFEST_VERSION {
+        if self.format_version != 1 && self.format_version != 2 {
             return bad("format_version", "unsupported version");
         }
         let is_hex = |s: &str| s.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'));
@@ -211,32 +243,32 @@ pub(crate) mod tests {
             r#""payload":{"encoding":"bsdiff-split+xz","sha256":"abababababababababababababababababababababababababababababababab","size":321},"#,
             r#""created_at":1767225600,"expires_at":null,"security_version":7}"#
         );
-        let bytes = sample().to_canonical_bytes();
+        let bytes = sample().to_signed_bytes();
         assert_eq!(String::from_utf8(bytes.clone()).unwrap(), expected);
-        assert_eq!(Manifest::from_canonical_bytes(&bytes).unwrap(), sample());
+        assert_eq!(Manifest::from_signed_bytes(1, &bytes).unwrap(), sample());
     }
 
     #[test]
     fn non_canonical_forms_are_rejected() {
-        let text = String::from_utf8(sample().to_canonical_bytes()).unwrap();
+        let text = String::from_utf8(sample().to_signed_bytes()).unwrap();
         let spaced = text.replace(",\"model\"", ", \"model\"");
         assert_eq!(
-            Manifest::from_canonical_bytes(spaced.as_bytes()),
+            Manifest::from_signed_bytes(1, spaced.as_bytes()),
             Err(ManifestError::NotCanonical)
         );
         let upper = text.replace("abab", "ABAB");
         assert_eq!(
-            Manifest::from_canonical_bytes(upper.as_bytes()),
+            Manifest::from_signed_bytes(1, upper.as_bytes()),
             Err(ManifestError::NotCanonical)
         );
         let missing_null = text.replace(",\"expires_at\":null", "");
         assert_eq!(
-            Manifest::from_canonical_bytes(missing_null.as_bytes()),
+            Manifest::from_signed_bytes(1, missing_null.as_bytes()),
             Err(ManifestError::NotCanonical)
         );
         let unknown = text.replace("}", ",\"x\":1}");
         assert!(matches!(
-            Manifest::from_canonical_bytes(unknown.as_bytes()),
+            Manifest::from_signed_bytes(1, unknown.as_bytes()),
             Err(ManifestError::Syntax(_))
         ));
     }

@@ -14,6 +14,8 @@ pub mod delta;
 pub mod error;
 pub mod format;
 pub mod manifest;
+pub mod manifest_bin;
+pub mod memory;
 pub mod progress;
 pub mod signing;
 pub mod verify;
@@ -30,6 +32,7 @@ pub use compress::PayloadEncoding;
 pub use error::{BuildError, PackageError};
 pub use format::Header;
 pub use manifest::{ImageRef, Manifest, PayloadRef, Sha256};
+pub use memory::{delta_matching_memory, delta_memory_estimate, full_memory_estimate};
 pub use progress::{NoProgress, Progress, Step};
 pub use signing::{KeyId, KeyRing, PublicKey, SecretKey};
 pub use verify::{

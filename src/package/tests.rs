@@ -5,7 +5,7 @@ use std::path::Path;
 use proptest::prelude::*;
 
 use crate::package::delta::{diff, raw, split};
-use crate::package::format::{HEADER_LEN, Header};
+use crate::package::format::{HEADER_LEN_V2 as HEADER_LEN, Header};
 use crate::package::signing::SIGNATURE_LEN;
 use crate::package::*;
 
@@ -73,13 +73,13 @@ fn apply_bytes(bytes: &[u8], old: Option<&[u8]>) -> Result<Vec<u8>, PackageError
 /// Re-signs a package after changing its manifest with `edit` and its payload with `payload`.
 fn resign(bytes: &[u8], edit: impl FnOnce(&mut Manifest), payload: Option<Vec<u8>>) -> Vec<u8> {
     let (_, mut manifest, _) = read_unverified(&mut &bytes[..]).unwrap();
-    let start = HEADER_LEN + manifest.to_canonical_bytes().len() + SIGNATURE_LEN;
+    let start = HEADER_LEN + manifest.to_signed_bytes().len() + SIGNATURE_LEN;
     let payload = payload.unwrap_or_else(|| bytes[start..].to_vec());
     manifest.payload.sha256 = Sha256::of(&payload);
     manifest.payload.size = payload.len() as u64;
     edit(&mut manifest);
-    let m = manifest.to_canonical_bytes();
-    let header = Header::for_manifest(&m, key().public().id());
+    let m = manifest.to_signed_bytes();
+    let header = Header::v2_for_manifest(&m);
     [&header.to_bytes()[..], &m, &key().sign(&m), &payload].concat()
 }
 
@@ -251,14 +251,28 @@ fn tampered_payload_is_rejected() {
 
 #[test]
 fn tampered_manifest_is_rejected() {
+    // Format 2 has no manifest digest: a changed manifest fails the signature.
     let (old, _, pkg) = delta_package();
     let mut bytes = pkg.bytes.clone();
-    let text = String::from_utf8_lossy(&bytes[HEADER_LEN..HEADER_LEN + 40]).to_string();
-    let at = HEADER_LEN + text.find("\"key_id\"").unwrap() - 1;
+    bytes[HEADER_LEN + 12] ^= 0x01;
+    assert!(matches!(
+        apply_bytes(&bytes, Some(&old)),
+        Err(PackageError::BadSignature)
+    ));
+    // A changed key id names a key nobody trusts.
+    let mut bytes = pkg.bytes.clone();
+    bytes[HEADER_LEN + 1] ^= 0x01;
+    assert!(matches!(
+        apply_bytes(&bytes, Some(&old)),
+        Err(PackageError::UnknownKey(_))
+    ));
+    // Format 1 tells a damaged manifest by the header's digest.
+    let mut bytes = hex::decode(include_str!("testdata/tiny_package_v1.hex").trim()).unwrap();
+    let at = 56 + 1 + "\"format_version\":1".len();
     assert_eq!(bytes[at], b',');
     bytes[at] = b' ';
     assert!(matches!(
-        apply_bytes(&bytes, Some(&old)),
+        apply_bytes(&bytes, Some(b"hello, world! v1")),
         Err(PackageError::TamperedManifest)
     ));
 }
@@ -267,7 +281,7 @@ fn tampered_manifest_is_rejected() {
 fn bad_signature_is_rejected() {
     let (old, _, pkg) = delta_package();
     let mut bytes = pkg.bytes.clone();
-    let sig = HEADER_LEN + pkg.manifest.to_canonical_bytes().len();
+    let sig = HEADER_LEN + pkg.manifest.to_signed_bytes().len();
     bytes[sig + 5] ^= 0x20;
     assert!(matches!(
         apply_bytes(&bytes, Some(&old)),
@@ -276,8 +290,8 @@ fn bad_signature_is_rejected() {
     // A manifest edited together with its header digest still fails the signature.
     let mut m = pkg.manifest.clone();
     m.security_version = 99;
-    let mb = m.to_canonical_bytes();
-    let header = Header::for_manifest(&mb, key().public().id());
+    let mb = m.to_signed_bytes();
+    let header = Header::v2_for_manifest(&mb);
     let forged = [&header.to_bytes()[..], &mb, &pkg.bytes[sig..]].concat();
     assert!(matches!(
         apply_bytes(&forged, Some(&old)),
@@ -345,7 +359,7 @@ fn expired_package_is_rejected() {
 #[test]
 fn truncated_file_is_rejected_at_every_part() {
     let (old, _, pkg) = delta_package();
-    let m = pkg.manifest.to_canonical_bytes().len();
+    let m = pkg.manifest.to_signed_bytes().len();
     let cases = [
         (10, "header"),
         (HEADER_LEN + 3, "manifest"),
@@ -456,6 +470,21 @@ pub fn tiny_package() -> Package {
         &mut NoProgress,
     )
     .unwrap()
+}
+
+#[test]
+fn a_format_1_package_still_verifies_and_applies() {
+    // Built by the format 1 writer (docs/package-format.md, appendix); devices keep
+    // installing packages of the old format that are already stored or signed offline.
+    let bytes = hex::decode(include_str!("testdata/tiny_package_v1.hex").trim()).unwrap();
+    assert_eq!(
+        apply_bytes(&bytes, Some(b"hello, world! v1")).unwrap(),
+        b"hello, world! v2 with more"
+    );
+    let (header, manifest, _) = read_unverified(&mut &bytes[..]).unwrap();
+    assert_eq!((header.version, manifest.format_version), (1, 1));
+    // The same facts re-signed in format 2 take 410 bytes fewer.
+    assert_eq!(bytes.len() - tiny_package().bytes.len(), 410);
 }
 
 #[test]

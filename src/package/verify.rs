@@ -3,8 +3,9 @@
 //! Order of checks (each failure has its own `PackageError` variant):
 //! 1. header: magic, format version, flags, manifest length bounds (`BadHeader`)
 //! 2. manifest and signature are complete (`Truncated`)
-//! 3. manifest bytes match the header's sha256 (`TamperedManifest`)
-//! 4. the header's key id is trusted (`UnknownKey`)
+//! 3. format 1: manifest bytes match the header's sha256 (`TamperedManifest`; format 2
+//!    has no such digest: a changed manifest fails the signature)
+//! 4. the key id (header in format 1, manifest bytes 1..9 in format 2) is trusted (`UnknownKey`)
 //! 5. the signature verifies over the exact manifest bytes (`BadSignature`)
 //! 6. the manifest parses canonically and the key ids agree (`InvalidManifest`, `KeyIdMismatch`)
 //! 7. not expired at `now` (`Expired`)
@@ -26,10 +27,11 @@ use sha2::Digest;
 use crate::package::compress::{self, PayloadEncoding};
 use crate::package::delta::{ApplyError, raw, split};
 use crate::package::error::PackageError;
-use crate::package::format::{HEADER_LEN, Header};
-use crate::package::manifest::{Manifest, Sha256};
+use crate::package::format::{Header, MAX_HEADER_LEN, PREFIX_LEN, header_len};
+use crate::package::manifest::{Manifest, ManifestError, Sha256};
+use crate::package::manifest_bin;
 use crate::package::progress::{Progress, Step};
-use crate::package::signing::{KeyRing, SIGNATURE_LEN};
+use crate::package::signing::{KeyId, KeyRing, SIGNATURE_LEN};
 
 /// What the verifying device (or tool) expects. `now` is unix seconds, supplied by the caller.
 #[derive(Debug, Clone)]
@@ -66,49 +68,76 @@ fn read_part(
     })
 }
 
+/// Header, manifest bytes and signature, read but not trusted.
+struct Envelope {
+    header: Header,
+    key_id: KeyId,
+    manifest: Vec<u8>,
+    signature: [u8; SIGNATURE_LEN],
+}
+
+/// Checks 1-3: reads the header, manifest and signature; checks the version 1 manifest
+/// digest and finds the key id (the header's in version 1, the manifest's in version 2).
+fn read_envelope(input: &mut impl Read) -> Result<Envelope, PackageError> {
+    let mut head = [0u8; MAX_HEADER_LEN];
+    read_part(input, &mut head[..PREFIX_LEN], "header")?;
+    Header::parse(&head[..PREFIX_LEN])?;
+    let len = header_len(u16::from_be_bytes([head[8], head[9]]));
+    read_part(input, &mut head[PREFIX_LEN..len], "header")?;
+    let header = Header::parse(&head[..len])?.expect("a whole header");
+    let mut manifest = vec![0u8; header.manifest_len as usize];
+    read_part(input, &mut manifest, "manifest")?;
+    let mut signature = [0u8; SIGNATURE_LEN];
+    read_part(input, &mut signature, "signature")?;
+    let key_id = match header.v1 {
+        Some((key_id, digest)) => {
+            if Sha256::of(&manifest) != digest {
+                return Err(PackageError::TamperedManifest);
+            }
+            key_id
+        }
+        None => manifest_bin::key_id(&manifest).ok_or(PackageError::InvalidManifest(
+            ManifestError::Syntax("binary manifest: ends inside key_id".into()),
+        ))?,
+    };
+    Ok(Envelope {
+        header,
+        key_id,
+        manifest,
+        signature,
+    })
+}
+
 /// Reads header, manifest and signature without trusting them (for `inspect`).
 /// Checks 1-3 and parses the manifest; no signature check.
 pub fn read_unverified(
     input: &mut impl Read,
 ) -> Result<(Header, Manifest, [u8; SIGNATURE_LEN]), PackageError> {
-    let mut head = [0u8; HEADER_LEN];
-    read_part(input, &mut head, "header")?;
-    let header = Header::parse(&head)?;
-    let mut manifest = vec![0u8; header.manifest_len as usize];
-    read_part(input, &mut manifest, "manifest")?;
-    let mut signature = [0u8; SIGNATURE_LEN];
-    read_part(input, &mut signature, "signature")?;
-    if Sha256::of(&manifest) != header.manifest_sha256 {
-        return Err(PackageError::TamperedManifest);
-    }
-    let parsed = Manifest::from_canonical_bytes(&manifest)?;
-    Ok((header, parsed, signature))
+    let envelope = read_envelope(input)?;
+    let parsed = Manifest::from_signed_bytes(envelope.header.version, &envelope.manifest)?;
+    Ok((envelope.header, parsed, envelope.signature))
 }
 
 /// Checks 1-9: reads the header, manifest and signature and returns the trusted manifest.
 /// The input is left at the start of the payload.
 pub fn read_manifest(input: &mut impl Read, policy: &Policy) -> Result<Manifest, PackageError> {
-    let mut head = [0u8; HEADER_LEN];
-    read_part(input, &mut head, "header")?;
-    let header = Header::parse(&head)?;
-    let mut manifest_bytes = vec![0u8; header.manifest_len as usize];
-    read_part(input, &mut manifest_bytes, "manifest")?;
-    let mut signature = [0u8; SIGNATURE_LEN];
-    read_part(input, &mut signature, "signature")?;
-    if Sha256::of(&manifest_bytes) != header.manifest_sha256 {
-        return Err(PackageError::TamperedManifest);
-    }
+    let Envelope {
+        header,
+        key_id,
+        manifest: manifest_bytes,
+        signature,
+    } = read_envelope(input)?;
     let key = policy
         .keys
-        .get(header.key_id)
-        .ok_or(PackageError::UnknownKey(header.key_id))?;
+        .get(key_id)
+        .ok_or(PackageError::UnknownKey(key_id))?;
     if !key.verify(&manifest_bytes, &signature) {
         return Err(PackageError::BadSignature);
     }
-    let manifest = Manifest::from_canonical_bytes(&manifest_bytes)?;
-    if manifest.key_id != header.key_id.to_string() {
+    let manifest = Manifest::from_signed_bytes(header.version, &manifest_bytes)?;
+    if manifest.key_id != key_id.to_string() {
         return Err(PackageError::KeyIdMismatch {
-            header: header.key_id,
+            header: key_id,
             manifest: manifest.key_id,
         });
     }

@@ -173,20 +173,19 @@ pub fn install(
 /// a lying header only shortens the download into a refusal, never lengthens it past
 /// the device's own limit.
 pub fn declared_len(prefix: &[u8]) -> Option<Result<u64, Refused>> {
-    use crate::package::format::{HEADER_LEN, Header};
-    use crate::package::signing::SIGNATURE_LEN;
-    let head: &[u8; HEADER_LEN] = prefix.get(..HEADER_LEN)?.try_into().ok()?;
+    use crate::package::format::{Header, MAX_HEADER_LEN};
+    let head = &prefix[..prefix.len().min(MAX_HEADER_LEN)];
     let header = match Header::parse(head) {
-        Ok(h) => h,
+        Ok(h) => h?,
         Err(e) => return Some(Err(PackageError::from(e).into())),
     };
-    let end = HEADER_LEN + header.manifest_len as usize;
-    let manifest = prefix.get(HEADER_LEN..end)?;
-    let parsed = match crate::package::Manifest::from_canonical_bytes(manifest) {
+    let end = header.header_len() + header.manifest_len as usize;
+    let manifest = prefix.get(header.header_len()..end)?;
+    let parsed = match crate::package::Manifest::from_signed_bytes(header.version, manifest) {
         Ok(m) => m,
         Err(e) => return Some(Err(PackageError::from(e).into())),
     };
-    Some(Ok((end + SIGNATURE_LEN) as u64 + parsed.payload.size))
+    Some(Ok(header.envelope_len() as u64 + parsed.payload.size))
 }
 
 /// One entry of `GET /api/v1/keys`, as much of it as a device needs.

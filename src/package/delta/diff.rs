@@ -272,6 +272,7 @@ impl Matcher<'_> {
                 next_report = scan + PROGRESS_EVERY;
             }
         }
+        patch.finish();
         Ok(patch)
     }
 }

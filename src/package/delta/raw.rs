@@ -25,16 +25,17 @@ fn decode_offset(b: [u8; 8]) -> Option<i64> {
 
 /// Writes `patch` in the interleaved form.
 pub fn write(patch: &Patch, out: &mut impl Write) -> io::Result<()> {
-    let (mut d, mut e) = (0usize, 0usize);
+    let (mut e, mut diff, mut mix) = (0usize, patch.diff_reader(), Vec::new());
     for entry in &patch.entries {
         let mut control = [0u8; 24];
         control[..8].copy_from_slice(&encode_offset(entry.mix as i64));
         control[8..16].copy_from_slice(&encode_offset(entry.copy as i64));
         control[16..].copy_from_slice(&encode_offset(entry.seek));
         out.write_all(&control)?;
-        out.write_all(&patch.diff[d..d + entry.mix as usize])?;
+        mix.clear();
+        diff.take(entry.mix as usize, &mut mix);
+        out.write_all(&mix)?;
         out.write_all(&patch.extra[e..e + entry.copy as usize])?;
-        d += entry.mix as usize;
         e += entry.copy as usize;
     }
     Ok(())

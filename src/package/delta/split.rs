@@ -108,11 +108,6 @@ fn plan(patch: &Patch, limit: u64) -> (Vec<u8>, Vec<Cut>) {
     (ctrl, cuts)
 }
 
-/// Diff streams longer than this are zero-run coded: LZMA spends most of its time (and
-/// hundreds of bytes per megabyte) on long zero runs, while the coded form is 10x faster
-/// to compress and only a few percent larger (measured in docs/BENCHMARKS.md).
-const ZERO_RUN_FROM: usize = 1 << 20;
-
 /// Appends the zero-run coding of `data`.
 fn zero_run_encode(data: &[u8], out: &mut Vec<u8>) {
     let mut i = 0;
@@ -202,13 +197,19 @@ pub fn encode(
 ) -> Result<Vec<u8>, DeltaError> {
     let limit = DEFAULT_FRAME_LIMIT;
     let (ctrl, cuts) = plan(patch, limit.into());
-    let zero_run = patch.diff.len() > ZERO_RUN_FROM;
+    // Diffs of images over 1 MiB (`ZERO_RUN_FROM`) are zero-run coded: LZMA spends most of
+    // its time (and hundreds of bytes per megabyte) on long zero runs, while the coded form
+    // is 10x faster to compress and only a few percent larger (docs/BENCHMARKS.md). The
+    // patch already holds them coded; each frame's part is re-coded on its own.
+    let zero_run = patch.zero_run;
     let (diff, diff_ends) = if zero_run {
-        let mut coded = Vec::with_capacity(patch.diff.len() / 4);
+        let mut coded = Vec::with_capacity(patch.diff.len() + cuts.len() * 8);
         let mut ends = Vec::with_capacity(cuts.len());
-        let mut start = 0;
+        let (mut start, mut reader, mut plain) = (0, patch.diff_reader(), Vec::new());
         for cut in &cuts {
-            zero_run_encode(&patch.diff[start..cut.diff], &mut coded);
+            plain.clear();
+            reader.take(cut.diff - start, &mut plain);
+            zero_run_encode(&plain, &mut coded);
             ends.push(coded.len());
             start = cut.diff;
         }
@@ -445,7 +446,9 @@ mod tests {
                 },
             ],
             diff: vec![0; 12],
+            diff_len: 12,
             extra: vec![9; 7],
+            ..Patch::default()
         };
         let (ctrl, cuts) = plan(&patch, 4);
         // 19 new bytes at 4 per frame: 5 frames.

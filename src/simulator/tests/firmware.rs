@@ -117,9 +117,9 @@ fn a_full_package_installs_whatever_the_running_image() {
 #[test]
 fn an_arbitrary_package_with_a_bad_signature_is_404() {
     let mut pkg = delta(&release("SIM-1", 3, None), &v1(), &key());
-    // The signature follows the 56-byte header and the manifest.
-    let manifest_len = u32::from_be_bytes(pkg[12..16].try_into().unwrap()) as usize;
-    pkg[56 + manifest_len + 5] ^= 1;
+    // The signature follows the 12-byte header and the manifest.
+    let manifest_len = u16::from_be_bytes(pkg[10..12].try_into().unwrap()) as usize;
+    pkg[12 + manifest_len + 5] ^= 1;
     let (code, reason) = refused_with(&pkg, &trust());
     assert_eq!(code, 404, "{reason}");
     assert!(reason.contains("signature"), "{reason}");
