@@ -155,7 +155,15 @@ async fn a_campaign_pauses_on_a_failing_cohort_and_succeeds_once_it_is_excluded(
                 .unwrap()
                 .iter()
                 .all(|c| c["version"] != "");
-            if preview["eligible"] == json!(total) && known {
+            // The fleet is online: every device has had its first session.
+            let page = get_json(&app, "/api/v1/devices?limit=500").await;
+            let seen = page["devices"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter(|d| !d["last_seen_at"].is_null())
+                .count();
+            if preview["eligible"] == json!(total) && known && seen == total {
                 Ok(())
             } else {
                 Err(preview.to_string())
@@ -351,7 +359,14 @@ async fn caps_hold_across_two_server_processes() {
                 .json()
                 .await
                 .unwrap();
-            if p["eligible"] == json!(devices) {
+            let page = get_json(&app, "/api/v1/devices?limit=500").await;
+            let seen = page["devices"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter(|d| !d["last_seen_at"].is_null())
+                .count();
+            if p["eligible"] == json!(devices) && seen == devices {
                 Ok(())
             } else {
                 Err(p.to_string())
