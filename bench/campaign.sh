@@ -91,7 +91,7 @@ PY
     body=$(python3 -c 'import json,sys; print(json.dumps({
         "name": "bench", "target_firmware_ids": [int(x) for x in sys.argv[1:]],
         "selector": {"models": ["M0", "M1", "M2"]},
-        "waves": [{"size": 1000}, {"size": "10%"}, {"size": "100%"}],
+        "waves": [{"size": "100%"}],
         "schedule": {"max_starts_per_minute": 6000},
         "start": True}))' "${targets[@]}")
     t2=$(date +%s.%N)

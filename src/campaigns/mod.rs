@@ -232,6 +232,7 @@ impl Campaigns {
             })?;
         let sizes = wave_sizes(&spec.waves, eligible);
         members.assign_waves(id, &sizes).await?;
+        members.analyze().await?;
         let tally = members.recount(id).await?;
         let cohorts = tally.cohorts();
         if cohorts.len() as u64 > self.config.max_cohorts as u64 {

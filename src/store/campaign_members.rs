@@ -348,6 +348,16 @@ impl<'a, C: ConnectionTrait> MemberStore<'a, C> {
         Ok((joined, if full { last } else { None }))
     }
 
+    /// Refreshes the planner statistics of the members table after a bulk insert: without
+    /// them, PostgreSQL takes a freshly filled campaign for an empty one and picks a scan of
+    /// its plan index over the primary key for every per-member update.
+    pub async fn analyze(&self) -> Result<(), StoreError> {
+        self.db
+            .execute_unprepared("ANALYZE campaign_members")
+            .await?;
+        Ok(())
+    }
+
     /// The selection grouped by cohort, target and exclusion, writing nothing.
     pub async fn preview(
         &self,
