@@ -7,6 +7,7 @@ mod blob_conformance;
 mod build_queue;
 mod devices_api;
 mod devices_fleet;
+mod devices_import;
 mod dm_atomic;
 mod dm_auth;
 mod dm_endpoint;
