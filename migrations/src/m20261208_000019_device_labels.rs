@@ -12,6 +12,7 @@ enum Devices {
     Id,
     Timezone,
     Manufacturer,
+    FwVersion,
 }
 
 #[derive(DeriveIden)]
@@ -41,15 +42,23 @@ impl MigrationTrait for Migration {
                     .to_owned(),
             )
             .await?;
-        // `(model, fw_version)` exists since the devices migration and serves selectors by
-        // model (and version); this one serves those by manufacturer. A selector by version
-        // alone scans the table: one more index would slow every import and DM inventory write.
+        // `(model, fw_version)` exists since the devices migration; these serve selectors by
+        // manufacturer alone and by version alone.
         manager
             .create_index(
                 Index::create()
                     .name("idx_devices_manufacturer")
                     .table(Devices::Table)
                     .col(Devices::Manufacturer)
+                    .to_owned(),
+            )
+            .await?;
+        manager
+            .create_index(
+                Index::create()
+                    .name("idx_devices_fw_version")
+                    .table(Devices::Table)
+                    .col(Devices::FwVersion)
                     .to_owned(),
             )
             .await?;
@@ -130,14 +139,11 @@ impl MigrationTrait for Migration {
                 .drop_table(Table::drop().table(table).to_owned())
                 .await?;
         }
-        manager
-            .drop_index(
-                Index::drop()
-                    .name("idx_devices_manufacturer")
-                    .table(Devices::Table)
-                    .to_owned(),
-            )
-            .await?;
+        for index in ["idx_devices_fw_version", "idx_devices_manufacturer"] {
+            manager
+                .drop_index(Index::drop().name(index).table(Devices::Table).to_owned())
+                .await?;
+        }
         manager
             .alter_table(
                 Table::alter()
