@@ -41,3 +41,34 @@ impl DevicesConfig {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::config::Config;
+
+    fn load(pairs: &[(&str, &str)]) -> Result<Config, crate::config::ConfigError> {
+        let vars = pairs.iter().map(|(k, v)| (k.to_string(), v.to_string()));
+        Config::load(None, vars).map(|(config, _)| config)
+    }
+
+    #[test]
+    fn device_bounds_come_from_the_environment_and_are_checked() {
+        let config = load(&[
+            ("UPDRAFT_DEVICES_IMPORT_MAX_BYTES", "2048"),
+            ("UPDRAFT_DEVICES_IMPORT_MAX_LINE_BYTES", "4096"),
+            ("UPDRAFT_DEVICES_BULK_TAG_MAX_DEVICES", "10"),
+        ])
+        .unwrap();
+        assert_eq!(config.devices.import_max_bytes, 2048);
+        assert_eq!(config.devices.import_max_line_bytes, 4096);
+        assert_eq!(config.devices.bulk_tag_max_devices, 10);
+        for (var, value) in [
+            ("UPDRAFT_DEVICES_IMPORT_MAX_LINE_BYTES", "100"),
+            ("UPDRAFT_DEVICES_IMPORT_MAX_BYTES", "0"),
+            ("UPDRAFT_DEVICES_BULK_TAG_MAX_DEVICES", "0"),
+        ] {
+            let err = load(&[(var, value)]).unwrap_err().to_string();
+            assert!(err.contains("devices."), "{var}: {err}");
+        }
+    }
+}

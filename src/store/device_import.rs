@@ -5,8 +5,8 @@ use std::collections::BTreeSet;
 
 use chrono::{DateTime, Utc};
 use sea_orm::{
-    ColumnTrait, ConnectionTrait, EntityTrait, Iterable, QueryFilter, QuerySelect, Set,
-    TransactionSession, TransactionTrait,
+    ColumnTrait, ConnectionTrait, DatabaseBackend, EntityTrait, Iterable, QueryFilter, QuerySelect,
+    Set, TransactionSession, TransactionTrait,
 };
 
 use super::StoreError;
@@ -131,32 +131,45 @@ impl<'a, C: ConnectionTrait + TransactionTrait> DeviceStore<'a, C> {
 
     /// Provisions a batch of devices (DevIds distinct among themselves) in one transaction:
     /// all of them, or none when any DevId is already taken (then the taken ones are named).
+    ///
+    /// No lookup comes first: the unique index decides, and only a refused batch pays for
+    /// finding which DevIds were taken. (A lookup per batch also runs under a plan that
+    /// PostgreSQL may have cached while the table was empty: a scan of the whole table per
+    /// batch once it has grown.)
     pub async fn import_batch(
         &self,
         devices: &[NewDevice],
         now: DateTime<Utc>,
     ) -> Result<BatchOutcome, StoreError> {
-        let dev_ids: Vec<&str> = devices.iter().map(|d| d.dev_id.as_str()).collect();
         let txn = super::begin_write(self.db).await?;
-        let already = taken(&txn, &dev_ids).await?;
-        if !already.is_empty() {
-            return Ok(BatchOutcome::Taken(already));
-        }
         match insert_devices(&txn, devices, now).await {
-            Ok(_) => {}
-            // Another writer provisioned one of them since the check: the transaction is
-            // spoilt (PostgreSQL), so roll it back and look again from outside.
+            Ok(_) => {
+                txn.commit().await?;
+                Ok(BatchOutcome::Imported(devices.len() as u64))
+            }
             Err(StoreError::Conflict(what)) => {
+                // The transaction is spoilt (PostgreSQL): roll back, then look from outside.
                 txn.rollback().await?;
+                let dev_ids: Vec<&str> = devices.iter().map(|d| d.dev_id.as_str()).collect();
                 let already = taken(self.db, &dev_ids).await?;
                 if already.is_empty() {
                     return Err(StoreError::Conflict(what));
                 }
-                return Ok(BatchOutcome::Taken(already));
+                Ok(BatchOutcome::Taken(already))
             }
-            Err(other) => return Err(other),
+            Err(other) => Err(other),
         }
-        txn.commit().await?;
-        Ok(BatchOutcome::Imported(devices.len() as u64))
+    }
+
+    /// Refreshes the planner's statistics of the device tables after a bulk change, so that
+    /// selections over them are planned for their new size (PostgreSQL; SQLite's planner
+    /// needs none to use the indexes).
+    pub async fn analyze(&self) -> Result<(), StoreError> {
+        if self.db.get_database_backend() == DatabaseBackend::Postgres {
+            self.db
+                .execute_unprepared("ANALYZE devices, device_tags, device_groups")
+                .await?;
+        }
+        Ok(())
     }
 }

@@ -9,6 +9,7 @@ mod campaigns_api;
 mod campaigns_e2e;
 mod devices_api;
 mod devices_fleet;
+mod devices_import;
 mod dm_atomic;
 mod dm_auth;
 mod dm_endpoint;

@@ -304,6 +304,10 @@ pub async fn import(
     }
     run.flush().await?;
     let report = run.report;
+    if report.imported > 0 {
+        // Campaigns select over these devices next: plan them for the table's new size.
+        store.devices().analyze().await?;
+    }
     tracing::info!(
         import.lines = report.lines,
         import.imported = report.imported,
