@@ -64,15 +64,19 @@ api="http://127.0.0.1:$port"
 for _ in $(seq 300); do curl -fs "$api/readyz" >/dev/null && break; sleep 0.1; done
 
 start=$(date +%s.%N)
-curl -fsS -H "Authorization: Bearer $admin" -H 'content-type: application/x-ndjson' \
-    -T "$work/devices.ndjson" -X POST "$api/api/v1/devices/import?batch_size=$BATCH" > "$work/report.json"
+if ! curl -sS -H "Authorization: Bearer $admin" -H 'content-type: application/x-ndjson' \
+    -T "$work/devices.ndjson" -X POST "$api/api/v1/devices/import?batch_size=$BATCH" > "$work/report.json"; then
+    echo "the import failed; the server's log:" >&2
+    tail -20 "$work/updraft.log" >&2
+    exit 1
+fi
 end=$(date +%s.%N)
 python3 - "$work/report.json" "$start" "$end" "$N" "$bytes" <<'PY'
 import json, sys
 report = json.load(open(sys.argv[1]))
 secs = float(sys.argv[3]) - float(sys.argv[2])
 n, size = int(sys.argv[4]), int(sys.argv[5])
-assert report["imported"] == n, report
+assert report.get("imported") == n, report
 print(f"imported {n} devices ({size / 1e6:.0f} MB of NDJSON) in {secs:.1f} s: "
       f"{n / secs:,.0f} devices/s, {report['batches_committed']} batches")
 PY
