@@ -224,14 +224,14 @@ impl Campaigns {
             .await?;
         let members = tx.members();
         let (selected, eligible) = members
-            .insert_selection(id, &spec.selector, &spec.targets)
+            .insert_selection(id, &spec.selector, &spec.targets, |eligible| {
+                wave_sizes(&spec.waves, eligible)
+            })
             .await
             .map_err(|e| match e {
                 StoreError::Conflict(_) => CampaignError::Contended,
                 other => other.into(),
             })?;
-        let sizes = wave_sizes(&spec.waves, eligible);
-        members.assign_waves(id, &sizes).await?;
         members.analyze().await?;
         let tally = members.recount(id).await?;
         let cohorts = tally.cohorts();
@@ -267,6 +267,17 @@ impl Campaigns {
                 packages::queue_builds(&tx, id, target, cohort, &self.build_format, now).await?;
             }
         }
+        // The waves as inserted (the count and the insert are two statements: devices that
+        // changed in between land in the last wave).
+        let sizes: Vec<u64> = (0..spec.waves.len() as u32)
+            .map(|w| {
+                tally
+                    .iter()
+                    .filter(|(wave, _, _, _)| *wave == Some(w))
+                    .map(|(_, _, _, n)| n)
+                    .sum()
+            })
+            .collect();
         let mut machine = Machine::new(&sizes);
         let mut next_due = None;
         if start {

@@ -202,40 +202,60 @@ impl<'a, C: ConnectionTrait> MemberStore<'a, C> {
         Statement::from_sql_and_values(self.db.get_database_backend(), sql, values)
     }
 
-    /// Inserts every device the selector selects as a member, excluded or planned (not yet
-    /// in a wave), with its random rank among its kind. Returns (selected, eligible).
+    /// Inserts every device the selector selects as a member, excluded or eligible, each with
+    /// its random rank among its kind; eligible members go straight into their wave by rank
+    /// (`sizes` of the eligible devices counted first, the last wave taking any rest).
+    /// Returns (selected, eligible inserted).
     pub async fn insert_selection(
         &self,
         campaign_id: i64,
         selector: &Selector,
         targets: &[Target],
+        sizes: impl FnOnce(u64) -> Vec<u64>,
     ) -> Result<(u64, u64), StoreError> {
-        let inner = self
-            .db
-            .get_database_backend()
-            .build(&selection(selector, targets));
+        let backend = self.db.get_database_backend();
+        let inner = backend.build(&selection(selector, targets));
+        let values = || inner.values.clone().unwrap_or(sea_orm::Values(Vec::new()));
+        let count_sql = format!(
+            "SELECT COUNT(*) FROM ({}) s WHERE s.excl IS NULL",
+            inner.sql
+        );
+        let eligible = match self.db.query_one_raw(self.raw(count_sql, values())).await? {
+            Some(r) => nonneg(r.try_get_by_index::<i64>(0)?),
+            None => 0,
+        };
+        let sizes = sizes(eligible);
+        // The wave of a rank: the first sizes[0] ranks in wave 0, and so on.
+        let mut wave = String::from("CASE");
+        let mut upto = 0u64;
+        for (i, size) in sizes.iter().enumerate() {
+            upto += size;
+            wave.push_str(&format!(" WHEN r.rn <= {upto} THEN {i}"));
+        }
+        wave.push_str(&format!(" ELSE {} END", sizes.len().saturating_sub(1)));
         let sql = format!(
             "INSERT INTO campaign_members (campaign_id, device_id, wave, rank, manufacturer, \
              model, version, timezone, target_firmware_id, state, exclusion, active) \
-             SELECT {campaign_id}, s.id, CAST(NULL AS INTEGER), \
-             ROW_NUMBER() OVER (PARTITION BY (s.excl IS NULL) ORDER BY RANDOM()), \
-             s.man, s.model, s.ver, s.tz, s.target, \
-             CASE WHEN s.excl IS NULL THEN 'planned' ELSE 'excluded' END, s.excl, \
-             (s.excl IS NULL) FROM ({}) s",
+             SELECT {campaign_id}, r.id, \
+             CASE WHEN r.excl IS NULL THEN {wave} ELSE CAST(NULL AS INTEGER) END, \
+             r.rn, r.man, r.model, r.ver, r.tz, r.target, \
+             CASE WHEN r.excl IS NULL THEN 'planned' ELSE 'excluded' END, r.excl, \
+             (r.excl IS NULL) FROM (SELECT s.*, \
+             ROW_NUMBER() OVER (PARTITION BY (s.excl IS NULL) ORDER BY RANDOM()) AS rn \
+             FROM ({}) s) r",
             inner.sql
         );
-        let values = inner.values.unwrap_or(sea_orm::Values(Vec::new()));
         let selected = self
             .db
-            .execute_raw(self.raw(sql, values))
+            .execute_raw(self.raw(sql, values()))
             .await?
             .rows_affected();
-        let eligible = campaign_member::Entity::find()
+        let inserted = campaign_member::Entity::find()
             .filter(campaign_member::Column::CampaignId.eq(campaign_id))
             .filter(campaign_member::Column::Exclusion.is_null())
             .count(self.db)
             .await?;
-        Ok((selected, eligible))
+        Ok((selected, inserted))
     }
 
     /// Dynamic membership: devices the selector selects that changed after `cursor` (their
@@ -392,23 +412,6 @@ impl<'a, C: ConnectionTrait> MemberStore<'a, C> {
                 })
             })
             .collect()
-    }
-
-    /// Puts eligible members in waves by rank: the first `sizes[0]` ranks in wave 0, and so on.
-    pub async fn assign_waves(&self, campaign_id: i64, sizes: &[u64]) -> Result<(), StoreError> {
-        let mut case = String::from("CASE");
-        let mut upto = 0u64;
-        for (i, size) in sizes.iter().enumerate() {
-            upto += size;
-            case.push_str(&format!(" WHEN rank <= {upto} THEN {i}"));
-        }
-        case.push_str(&format!(" ELSE {} END", sizes.len().saturating_sub(1)));
-        let sql = format!(
-            "UPDATE campaign_members SET wave = {case} \
-             WHERE campaign_id = {campaign_id} AND exclusion IS NULL"
-        );
-        self.db.execute_unprepared(&sql).await?;
-        Ok(())
     }
 
     /// Counts the members afresh (at creation; and to check the incremental counts).
