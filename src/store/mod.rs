@@ -4,7 +4,9 @@
 //! entities and queries stay in here.
 
 mod alerts;
+mod campaign_counts;
 mod campaign_members;
+mod campaign_selection;
 mod campaigns;
 mod device_import;
 mod device_labels;
