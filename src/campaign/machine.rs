@@ -192,14 +192,6 @@ impl Machine {
         }
     }
 
-    /// The failures an operator went on past in this scope (0 when none).
-    pub fn acknowledged_failures(&self, gate: &Gate) -> Option<u64> {
-        self.acknowledged
-            .iter()
-            .find(|a| &a.gate == gate)
-            .map(|a| a.failed)
-    }
-
     pub fn cancel(&mut self, now_ms: i64) -> Result<(), NotNow> {
         if self.state.is_final() {
             return Err(self.refuse("cancelled"));

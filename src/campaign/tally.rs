@@ -168,10 +168,6 @@ impl Tally {
         self.sum(|_, _, _| true)
     }
 
-    pub fn in_state(&self, state: MemberState) -> u64 {
-        self.sum(|_, _, s| s == state)
-    }
-
     pub fn in_progress(&self) -> u64 {
         self.sum(|_, _, s| s.in_progress())
     }

@@ -16,7 +16,7 @@ use crate::campaign::{
 };
 use crate::config::Config;
 use crate::selector::Selector;
-use crate::store::{SelectionGroup, Store, StoreError, exclusion};
+use crate::store::{SelectionGroup, Store, StoreError};
 use crate::updates::Updates;
 
 pub use packages::{CohortPackage, PackageState};
@@ -97,10 +97,6 @@ impl Campaigns {
             config: config.campaigns.clone(),
             build_format: "xz".to_owned(),
         }
-    }
-
-    pub fn store(&self) -> &Store {
-        &self.store
     }
 
     /// Resolves the request into a validated spec.
@@ -309,11 +305,3 @@ impl Campaigns {
         Ok(id)
     }
 }
-
-/// Why members were excluded at creation, in the words the API uses.
-pub const EXCLUSIONS: [&str; 4] = [
-    exclusion::NO_TARGET,
-    exclusion::ALREADY_ON_TARGET,
-    exclusion::BUSY,
-    exclusion::OPERATOR,
-];

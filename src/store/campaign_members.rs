@@ -120,6 +120,16 @@ pub(super) fn nonneg(n: i64) -> u64 {
     u64::try_from(n).unwrap_or(0)
 }
 
+/// The row of one cohort of a campaign.
+fn cohort_is(campaign_id: i64, cohort: &Cohort) -> Condition {
+    use campaign_cohort::Column;
+    Condition::all()
+        .add(Column::CampaignId.eq(campaign_id))
+        .add(Column::Manufacturer.eq(cohort.manufacturer.as_str()))
+        .add(Column::Model.eq(cohort.model.as_str()))
+        .add(Column::Version.eq(cohort.version.as_str()))
+}
+
 pub(super) fn wave_key(wave: Option<u32>) -> i32 {
     wave.map_or(-1, |w| w as i32)
 }
@@ -186,10 +196,7 @@ impl<'a, C: ConnectionTrait> MemberStore<'a, C> {
                 campaign_cohort::Column::DeltaJobId,
                 Expr::value(delta_job_id),
             )
-            .filter(campaign_cohort::Column::CampaignId.eq(campaign_id))
-            .filter(campaign_cohort::Column::Manufacturer.eq(cohort.manufacturer.as_str()))
-            .filter(campaign_cohort::Column::Model.eq(cohort.model.as_str()))
-            .filter(campaign_cohort::Column::Version.eq(cohort.version.as_str()))
+            .filter(cohort_is(campaign_id, cohort))
             .exec(self.db)
             .await?;
         Ok(())
@@ -204,10 +211,7 @@ impl<'a, C: ConnectionTrait> MemberStore<'a, C> {
     ) -> Result<(), StoreError> {
         campaign_cohort::Entity::update_many()
             .col_expr(campaign_cohort::Column::PackageId, Expr::value(package_id))
-            .filter(campaign_cohort::Column::CampaignId.eq(campaign_id))
-            .filter(campaign_cohort::Column::Manufacturer.eq(cohort.manufacturer.as_str()))
-            .filter(campaign_cohort::Column::Model.eq(cohort.model.as_str()))
-            .filter(campaign_cohort::Column::Version.eq(cohort.version.as_str()))
+            .filter(cohort_is(campaign_id, cohort))
             .exec(self.db)
             .await?;
         Ok(())
@@ -293,19 +297,6 @@ impl<'a, C: ConnectionTrait> MemberStore<'a, C> {
                 })
             })
             .collect()
-    }
-
-    /// The time zones of a campaign's members (with `None` for members without one).
-    pub async fn zones(&self, campaign_id: i64) -> Result<Vec<Option<String>>, StoreError> {
-        Ok(campaign_member::Entity::find()
-            .select_only()
-            .column(campaign_member::Column::Timezone)
-            .distinct()
-            .filter(campaign_member::Column::CampaignId.eq(campaign_id))
-            .filter(campaign_member::Column::Exclusion.is_null())
-            .into_tuple::<Option<String>>()
-            .all(self.db)
-            .await?)
     }
 
     /// This campaign's starts since `since`, oldest first.

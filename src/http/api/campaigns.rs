@@ -483,29 +483,12 @@ action!(
     cancel
 );
 
-/// Plans the failed devices again (a failed campaign runs again from its last wave).
-#[utoipa::path(post, path = "/api/v1/campaigns/{id}/retry-failed", tag = "campaigns", security(("bearer" = [])),
-    params(("id" = i64, Path)),
-    responses(
-        (status = 200, body = CampaignView),
-        (status = 401, body = ErrorBody),
-        (status = 403, body = ErrorBody),
-        (status = 404, body = ErrorBody),
-        (status = 409, body = ErrorBody),
-    ))]
-#[post("/api/v1/campaigns/{id}/retry-failed")]
-pub async fn retry_failed_campaign(
-    caller: Caller,
-    state: web::Data<AppState>,
-    id: web::Path<i64>,
-) -> Result<HttpResponse, ApiError> {
-    caller.require(Role::Operator)?;
-    state
-        .campaigns
-        .retry_failed(*id, &caller.token.name, chrono::Utc::now())
-        .await?;
-    reply(&state, *id).await
-}
+action!(
+    retry_failed_campaign,
+    "/api/v1/campaigns/{id}/retry-failed",
+    "Plans the failed devices again (a failed campaign runs again from its last wave).",
+    retry_failed
+);
 
 /// Edits a paused or draft campaign: exclude cohorts (their devices not started never start;
 /// all of them leave the counts' ratios), change its policy.
